@@ -1,0 +1,3 @@
+from alex.cli import main
+
+main()

@@ -1,0 +1,171 @@
+"""Decoding with PyAV: the one place that opens videos.
+
+Frames come out in presentation order with their container presentation times in seconds;
+only frames that are sampled are converted to RGB, and rotation metadata (the display matrix)
+is applied so arrays show what a player shows. Anything FFmpeg refuses becomes a
+``VideoDecodeError`` with a one-line reason; nothing is replaced by a made-up frame.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+import av
+import numpy as np
+
+from alex.errors import VideoDecodeError
+
+
+@dataclass
+class VideoInfo:
+    """What the ``videos`` table records about a decodable video (width and height as displayed)."""
+
+    duration: float | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    rotation: int = 0
+    codec: str | None = None
+    pix_fmt: str | None = None
+    has_audio: bool = False
+
+    def to_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def open_video(path: str | Path) -> av.container.InputContainer:
+    """Open a container for decoding; an empty or unreadable file is a VideoDecodeError."""
+    path = str(path)
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise VideoDecodeError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise VideoDecodeError(path, "empty file (0 bytes)")
+    try:
+        return av.open(path, mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoDecodeError(path, f"not a readable video container ({_reason(exc)})") from exc
+
+
+def pick_video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
+    """The default video stream (the first one if none is marked default); cover art is not video."""
+    streams = [
+        s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)
+    ]
+    if not streams:
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        raise VideoDecodeError(path, f"no video stream (the file has: {', '.join(kinds)})")
+    defaults = [s for s in streams if s.disposition & av.stream.Disposition.default]
+    return (defaults or streams)[0]
+
+
+def _rate(stream: av.video.stream.VideoStream) -> float | None:
+    rate = stream.average_rate or stream.guessed_rate
+    return float(rate) if rate else None
+
+
+class VideoReader:
+    """Streams one video's frames: ``for time, duration, frame in reader.frames()``."""
+
+    def __init__(self, path: str | Path, threads: int = 0):
+        self.path = str(path)
+        self.container = open_video(self.path)
+        try:
+            self.stream = pick_video_stream(self.container, self.path)
+        except VideoDecodeError:
+            self.container.close()
+            raise
+        self.stream.thread_type = "AUTO"
+        self.stream.thread_count = threads
+        self.rotation = 0
+        self.first_time: float | None = None
+        self.last_time: float | None = None
+        self.last_duration = 0.0
+        self.frames_decoded = 0
+
+    def frames(self) -> Iterator[tuple[float, float, av.VideoFrame]]:
+        """Decoded frames in presentation order as ``(time s, duration s, frame)``."""
+        fallback_duration = 1.0 / r if (r := _rate(self.stream)) else 0.0
+        try:
+            for frame in self.container.decode(self.stream):
+                if frame.pts is None:
+                    raise VideoDecodeError(self.path, "frames carry no presentation timestamps")
+                time = float(frame.pts * frame.time_base)
+                duration = float(frame.duration * frame.time_base) if frame.duration else fallback_duration
+                if self.frames_decoded == 0:
+                    self.first_time = time
+                    self.rotation = int(round(frame.rotation or 0)) % 360
+                self.frames_decoded += 1
+                if self.last_time is None or time >= self.last_time:
+                    self.last_time, self.last_duration = time, duration
+                yield time, duration, frame
+        except av.error.FFmpegError as exc:
+            raise VideoDecodeError(self.path, f"decoding failed after {self.frames_decoded} frames ({_reason(exc)})") from exc
+        if self.frames_decoded == 0:
+            raise VideoDecodeError(self.path, "the video stream has no decodable frames")
+
+    def time_bounds(self) -> tuple[float, float]:
+        """First and last presentation time from a demux pass (no decoding), for ``--num-frames``."""
+        times = []
+        try:
+            for packet in self.container.demux(self.stream):
+                if packet.pts is not None:
+                    times.append(packet.pts)
+        except av.error.FFmpegError as exc:
+            raise VideoDecodeError(self.path, f"reading packets failed ({_reason(exc)})") from exc
+        if not times:
+            raise VideoDecodeError(self.path, "the video stream has no timestamped packets")
+        self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
+        base: Fraction = self.stream.time_base
+        return float(min(times) * base), float(max(times) * base)
+
+    def info(self) -> VideoInfo:
+        """Metadata of the video; after decoding, duration and rotation come from the frames themselves."""
+        stream, ctx = self.stream, self.stream.codec_context
+        if self.first_time is not None and self.last_time is not None:
+            duration = self.last_time + self.last_duration - self.first_time
+        elif stream.duration is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif self.container.duration is not None:
+            duration = self.container.duration / 1e6
+        else:
+            duration = None
+        width, height = ctx.width, ctx.height
+        if self.rotation in (90, 270):
+            width, height = height, width
+        return VideoInfo(
+            duration=duration,
+            fps=_rate(stream),
+            width=width,
+            height=height,
+            rotation=self.rotation,
+            codec=ctx.name,
+            pix_fmt=ctx.pix_fmt,
+            has_audio=len(self.container.streams.audio) > 0,
+        )
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def frame_to_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:
+    """(H, W, 3) uint8 RGB as displayed: ``rotation`` is the display matrix angle (counter-clockwise)."""
+    rgb = frame.to_ndarray(format="rgb24")
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb

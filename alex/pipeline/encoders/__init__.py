@@ -1,0 +1,49 @@
+"""Encoder registry: one family per file, chosen by name (as open_clip's factory and lerobot's
+policy factory do). Modules are imported only when their family is used."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import torch
+
+from alex.errors import EncoderSpecError
+from alex.pipeline.encoders.spec import EncoderSpec
+
+FAMILIES: dict[str, str] = {
+    "clip": "alex.pipeline.encoders.clip:ClipEncoder",
+    "pixels": "alex.pipeline.encoders.pixels:PixelsEncoder",
+}
+
+DEFAULT_ENCODER = "clip"
+
+
+def known_families() -> list[str]:
+    return sorted(FAMILIES)
+
+
+def encoder_class(family: str) -> type:
+    if family not in FAMILIES:
+        raise EncoderSpecError(
+            f"unknown encoder family {family!r}; known: {', '.join(known_families())} "
+            "(spec syntax: [NAME=]FAMILY[:MODEL][@WEIGHTS])"
+        )
+    module, _, cls = FAMILIES[family].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_encoder(spec: EncoderSpec | str, device: torch.device | str = "cpu") -> Any:
+    """Build an encoder from its spec; weights that cannot be had fail here, before any video is read."""
+    if isinstance(spec, str):
+        spec = EncoderSpec.parse(spec)
+    return encoder_class(spec.family)(spec, torch.device(device))
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> cuda when available, else cpu."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EncoderSpecError(f"--device {device}: CUDA is not available on this machine (use --device cpu)")
+    return torch.device(device)

@@ -1,0 +1,173 @@
+"""``clip``: the pooled image embedding of each sampled frame from any open_clip model.
+
+CLIP: Radford et al. 2021, "Learning Transferable Visual Models From Natural Language
+Supervision"; models and weights through open_clip (Ilharco et al. 2021). The preprocessing is
+the one that belongs to the chosen weights (size, interpolation, resize mode, mean and std from
+open_clip's pretrained config). ``clip:tiny@random`` is a tiny config shipped with alex.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+
+from alex.errors import EncoderSpecError, UsageError
+from alex.pipeline.encoders.base import RANDOM_SEED, seeded
+from alex.pipeline.encoders.spec import EncoderSpec
+from alex.pipeline.encoders.transforms import ResizeCrop
+from alex.pipeline.encoders.weights import cached_hub_file, hub_reachable, require_hub
+
+MODEL_CONFIGS = Path(__file__).with_name("model_configs")
+open_clip.add_model_config(MODEL_CONFIGS)
+
+DEFAULT_MODEL = "ViT-B-32"
+DEFAULT_WEIGHTS = "laion2b_s34b_b79k"
+HF_WEIGHT_FILES = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+
+
+def default_weights(model: str) -> str:
+    if model == DEFAULT_MODEL:
+        return DEFAULT_WEIGHTS
+    if model.startswith(("hf-hub:", "local-dir:")):
+        return ""
+    tags = open_clip.list_pretrained_tags_by_model(model)
+    if len(tags) == 1:
+        return tags[0]
+    if not tags:
+        raise EncoderSpecError(
+            f"open_clip model {model!r} has no published weights; use clip:{model}@random for random "
+            f"weights or clip:{model}@/path/to/weights.bin"
+        )
+    raise EncoderSpecError(f"choose weights for clip:{model}: one of {', '.join('@' + t for t in tags)}")
+
+
+def resolve_weights(model: str, weights: str) -> tuple[str | None, dict[str, Any]]:
+    """-> (``pretrained`` argument for open_clip, extra create_model kwargs). Fails fast when offline."""
+    if weights == "random" or model.startswith("local-dir:"):
+        return None, {}
+    if model.startswith("hf-hub:"):
+        repo = model[len("hf-hub:"):]
+        if cached_hub_file(repo, ["open_clip_config.json"]) is None:
+            require_hub(f"clip:{model}", f"{repo}/open_clip_config.json")
+        return None, {}
+    if model not in open_clip.list_models():
+        close = [m for m in open_clip.list_models() if model.lower()[:4] in m.lower()][:12]
+        raise EncoderSpecError(
+            f"open_clip has no model {model!r}" + (f"; similar: {', '.join(close)}" if close else "")
+            + " (`python -c 'import open_clip; print(open_clip.list_models())'` lists all)"
+        )
+    if os.path.sep in weights or weights.endswith((".pt", ".bin", ".safetensors", ".pth")):
+        if not os.path.isfile(weights):
+            raise EncoderSpecError(f"clip weights file {weights} does not exist")
+        return weights, {}
+    cfg = open_clip.get_pretrained_cfg(model, weights)
+    if not cfg:
+        tags = open_clip.list_pretrained_tags_by_model(model)
+        raise EncoderSpecError(
+            f"open_clip has no weights {weights!r} for {model}; known: {', '.join(tags) or 'none'}, "
+            "or 'random', or a path to a weights file"
+        )
+    # The tag's own settings, so a cached file loads exactly as the tag would.
+    tag_kwargs: dict[str, Any] = {
+        "force_quick_gelu": bool(cfg.get("quick_gelu", False)),
+        "force_preprocess_cfg": {
+            k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg
+        },
+    }
+    if cfg.get("hf_hub"):
+        hub = cfg["hf_hub"]  # 'org/repo/' (default file names) or 'org/repo/file.bin'
+        repo, filename = (hub.rstrip("/"), "") if hub.endswith("/") else os.path.split(hub)
+        names = [filename] if filename else HF_WEIGHT_FILES
+        cached = cached_hub_file(repo, names)
+        if cached:
+            return cached, tag_kwargs
+        require_hub(f"clip:{model}@{weights}", f"{repo}/{names[-1]}")
+        return weights, {}
+    url = cfg.get("url", "")
+    cached = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))
+    if os.path.isfile(cached):
+        return cached, tag_kwargs
+    if not hub_reachable(url):
+        require_hub(f"clip:{model}@{weights}", cached)
+    return weights, {}
+
+
+class ClipEncoder:
+    """open_clip image tower -> pooled embedding (``encode_image``); its text tower serves search."""
+
+    family = "clip"
+
+    @staticmethod
+    def identity(spec: EncoderSpec) -> dict[str, Any]:
+        """Model and weights with defaults filled in; checks the weights can be had, loads nothing."""
+        model = spec.model or DEFAULT_MODEL
+        weights = spec.weights or (DEFAULT_WEIGHTS if spec.model is None else default_weights(model))
+        resolve_weights(model, weights)
+        text = f"clip:{model}@{weights}" if weights else f"clip:{model}"
+        return {"family": "clip", "model": model, "weights": weights or None, "spec": text}
+
+    def __init__(self, spec: EncoderSpec, device: torch.device):
+        identity = self._identity = self.identity(spec)
+        self.model_name, self.weights = identity["model"], identity["weights"] or ""
+        self.device = device
+        pretrained, kwargs = resolve_weights(self.model_name, self.weights)
+        if spec.is_random:
+            with seeded(RANDOM_SEED):
+                model = open_clip.create_model(self.model_name, pretrained=None)
+        else:
+            model = open_clip.create_model(self.model_name, pretrained=pretrained, **kwargs)
+        self.model = model.eval().requires_grad_(False).to(device)
+        pp = dict(getattr(model.visual, "preprocess_cfg", {}))
+        size = pp.get("size", model.visual.image_size)
+        size = size[0] if isinstance(size, (tuple, list)) and size[0] == size[-1] else size
+        resize_mode = pp.get("resize_mode", "shortest")
+        if not isinstance(size, int) or resize_mode not in ("shortest", "squash"):
+            raise UsageError(
+                f"clip:{self.model_name} uses image size {size} with resize mode {resize_mode!r}; alex supports "
+                "square inputs with 'shortest' or 'squash' resizing"
+            )
+        self.preprocess = {
+            "size": size,
+            "interpolation": pp.get("interpolation", "bicubic"),
+            "resize_mode": resize_mode,
+            "mean": list(pp.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+            "std": list(pp.get("std", open_clip.OPENAI_DATASET_STD)),
+        }
+        self.transform = ResizeCrop(size, self.preprocess["interpolation"], resize_mode)
+        self._mean = torch.tensor(self.preprocess["mean"], device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.preprocess["std"], device=device).view(1, 3, 1, 1)
+        self.dim = int(model.visual.output_dim)
+        self._tokenizer = None
+
+    def normalize(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, h, w, 3) uint8 -> (B, 3, h, w) float, exactly torchvision's ToTensor + Normalize."""
+        x = batch.permute(0, 3, 1, 2).float().div_(255.0)
+        return (x - self._mean) / self._std
+
+    @torch.no_grad()
+    def encode(self, batch: torch.Tensor) -> torch.Tensor:
+        """(B, h, w, 3) uint8 -> (B, D) image embeddings (not L2-normalised)."""
+        pixels = self.normalize(batch)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
+            return self.model.encode_image(pixels).float()
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str]) -> torch.Tensor:
+        """Texts -> (N, D) embeddings from the same model's text tower."""
+        if self._tokenizer is None:
+            self._tokenizer = open_clip.get_tokenizer(self.model_name)
+        tokens = self._tokenizer(texts).to(self.device)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
+            return self.model.encode_text(tokens).float()
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **self._identity,
+            "dim": self.dim,
+            "preprocessing": self.preprocess,
+            "library": f"open_clip {open_clip.__version__}",
+        }

@@ -1,0 +1,62 @@
+"""Finding weights without hanging: local files first, then the HF cache, then the hub.
+
+A hub download on a machine that cannot reach the hub retries for most of a minute. alex
+checks first (a cached file, or a 3-second connection to the hub endpoint) and fails fast with
+a message saying what was looked for and how to point alex at local weights.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from urllib.parse import urlparse
+
+from alex.errors import WeightsUnavailableError
+
+OFFLINE_HELP = (
+    "Without network access: download the weights elsewhere and pass their local path "
+    "(e.g. --encoder 'clip:ViT-B-32@/path/to/open_clip_pytorch_model.bin'), or copy a HuggingFace "
+    "cache folder here and set HF_HOME. To try alex fully offline: `alex demo`, or "
+    "--encoder pixels / --encoder clip:tiny@random (random weights, for testing only)."
+)
+
+
+def hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+@lru_cache(maxsize=None)
+def hub_reachable(endpoint: str | None = None, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub endpoint opens within ``timeout`` (and offline mode is off)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    url = urlparse(endpoint or hub_endpoint())
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def cached_hub_file(repo_id: str, filenames: list[str]) -> str | None:
+    """The first of ``filenames`` already in the local HF cache for ``repo_id``, or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in filenames:
+        path = try_to_load_from_cache(repo_id, filename)
+        if isinstance(path, str) and os.path.isfile(path):
+            return path
+    return None
+
+
+def require_hub(what: str, looked_for: str) -> None:
+    """Raise WeightsUnavailableError at once when ``looked_for`` is not cached and the hub is unreachable."""
+    if not hub_reachable():
+        raise WeightsUnavailableError(
+            f"cannot get weights for {what}: looked for {looked_for} in the local HuggingFace cache "
+            f"and could not reach {hub_endpoint()}. {OFFLINE_HELP}"
+        )

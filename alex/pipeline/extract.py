@@ -1,0 +1,341 @@
+"""The extraction orchestrator: list -> plan -> decode ahead in workers -> batch across videos
+-> encode -> write atomically.
+
+Decode workers run ahead of the encoder and a batch mixes frames of several videos, so the
+encoder never waits on one video's decoder (DESIGN.md, "Data flow"). Re-running skips videos
+already done whose file is unchanged, re-extracts changed files, and extracts only the encoders
+a video lacks.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alex import __version__
+from alex.errors import UsageError
+from alex.pipeline.encoders import DEFAULT_ENCODER, build_encoder, encoder_class, resolve_device
+from alex.pipeline.encoders.spec import EncoderSpec
+from alex.pipeline.listing import VideoFile, fingerprint, list_videos
+from alex.pipeline.progress import ExtractProgress
+from alex.pipeline.sampling import Sampling
+from alex.pipeline.workers import DecodeTask, FrameChunk, InlineDecoder, ProcessDecoder
+from alex.store.config import check_encoder_compatible, check_encoder_name, read_store_config
+from alex.store.layout import STATUS_ERROR, STATUS_OK, STORE_DTYPES, STORE_JSON
+from alex.store.reader import Store
+from alex.store.writer import NonFiniteFeatureError, StepBatch, StoreWriter
+
+
+def default_workers() -> int:
+    """One decode process per spare core (at least one, at most eight)."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+@dataclass
+class ExtractOptions:
+    videos: Path
+    store: Path = Path("alex-store")
+    encoders: list[str] = field(default_factory=lambda: [DEFAULT_ENCODER])
+    fps: float | None = 1.0
+    num_frames: int | None = None
+    dtype: str = "float16"
+    globs: list[str] | None = None
+    retry_errors: bool = False
+    device: str = "auto"
+    batch_size: int = 32
+    workers: int | None = None
+    decoder_threads: int = 0
+    quiet: bool = True
+    shard_videos: int = 256
+
+
+@dataclass
+class ExtractReport:
+    store: Path
+    encoders: list[str]
+    planned: int = 0
+    ok: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    up_to_date: int = 0
+    failed_before: list[tuple[str, str]] = field(default_factory=list)  # error rows not retried
+    skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    frames: int = 0
+    profile: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def exit_code(self) -> int:
+        """0 all done; 1 finished but some inputs failed (they are ``error`` rows in the store)."""
+        return 1 if self.failed or self.failed_before else 0
+
+
+@dataclass
+class _Video:
+    task_id: int
+    file: VideoFile
+    fingerprint: str
+    encoders: list[str]
+    received: int = 0
+    encoded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    info: dict[str, Any] | None = None
+    started: bool = False
+    finished: bool = False
+
+
+@dataclass
+class _Pending:
+    task_id: int
+    index: int
+    t_start: float
+    t_end: float
+    pixels: np.ndarray  # (h, w, 3) uint8
+
+
+def parse_encoders(texts: list[str]) -> list[EncoderSpec]:
+    specs = [EncoderSpec.parse(t) for t in (texts or [DEFAULT_ENCODER])]
+    names = [check_encoder_name(s.name) for s in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise UsageError(
+            f"encoder name {duplicates[0]!r} is used twice; name them: --encoder a=clip:... --encoder b=clip:..."
+        )
+    return specs
+
+
+def extract(options: ExtractOptions) -> ExtractReport:
+    """Run one extraction. Configuration errors raise before anything is written."""
+    started = time.perf_counter()
+    if options.dtype not in STORE_DTYPES:
+        raise UsageError(f"--dtype {options.dtype}: choose one of {', '.join(STORE_DTYPES)}")
+    if options.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
+    sampling = Sampling(fps=None if options.num_frames else options.fps, num_frames=options.num_frames)
+    specs = parse_encoders(options.encoders)
+    store = Path(options.store)
+    identities = {
+        spec.name: {**encoder_class(spec.family).identity(spec), "sampling": sampling.to_dict(), "dtype": options.dtype}
+        for spec in specs
+    }
+    existing = read_store_config(store) if (store / STORE_JSON).exists() else None
+    if existing is not None:
+        for name, identity in identities.items():
+            if name in existing["encoders"]:
+                check_encoder_compatible(name, existing["encoders"][name], identity, store)
+    report = ExtractReport(store=store, encoders=list(identities))
+    listing = list_videos(options.videos, options.globs)
+    report.skipped_files = listing.skipped
+    videos, unreadable = _plan(listing.videos, store if existing else None, list(identities), options.retry_errors, report)
+    report.planned = len(videos) + len(unreadable)
+    if existing is not None and not videos and not unreadable:
+        report.profile["wall_s"] = time.perf_counter() - started
+        return report  # nothing to do: the store is not touched
+
+    device = resolve_device(options.device)
+    needed = {name for v in videos for name in v.encoders} | (set() if existing else set(identities))
+    encoders = {spec.name: build_encoder(spec, device) for spec in specs if spec.name in needed}
+    with StoreWriter(store, shard_videos=options.shard_videos) as writer:
+        for name, encoder in encoders.items():
+            if name not in writer.config["encoders"]:
+                writer.set_encoder_config(name, {**encoder.config(), **identities[name], "alex_version": __version__})
+        for file, reason in unreadable:
+            writer.fail_video(_row(file, "", None, STATUS_ERROR, reason))
+            report.failed.append((file.video_id, reason))
+        if videos:
+            _Run(options, writer, encoders, videos, sampling, device, report).run()
+    report.profile["wall_s"] = time.perf_counter() - started
+    return report
+
+
+def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry_errors: bool,
+          report: ExtractReport) -> tuple[list[_Video], list[tuple[VideoFile, str]]]:
+    """Which videos need which encoders, from the live rows of an existing store."""
+    live: dict[str, tuple[str, str, str | None]] = {}
+    done: set[tuple[str, str]] = set()
+    if store is not None:
+        with Store(store) as s:
+            live = {r[0]: (r[1], r[2], r[3]) for r in s.con.execute("SELECT video_id, fingerprint, status, error FROM videos").fetchall()}
+            done = set(s.con.execute("SELECT video_id, encoder FROM _items_live").fetchall())
+    videos, unreadable = [], []
+    for file in files:
+        try:
+            fp = fingerprint(file.path)
+        except OSError as exc:
+            unreadable.append((file, f"cannot read file: {exc.strerror or exc}"))
+            continue
+        prior = live.get(file.video_id)
+        if prior is not None and prior[0] == fp:
+            missing = [e for e in encoders if (file.video_id, e) not in done]
+            if prior[1] == STATUS_ERROR and not retry_errors:
+                report.failed_before.append((file.video_id, prior[2] or "failed before"))
+                continue
+            if not missing:
+                report.up_to_date += 1
+                continue
+        else:
+            missing = list(encoders)
+        videos.append(_Video(len(videos), file, fp, missing))
+    return videos, unreadable
+
+
+def _row(file: VideoFile, fp: str, info: dict[str, Any] | None, status: str, error: str | None) -> dict[str, Any]:
+    try:
+        size = file.size
+    except OSError:
+        size = None
+    return {
+        "video_id": file.video_id,
+        "source_path": str(file.path.resolve()),
+        "size_bytes": size,
+        "fingerprint": fp,
+        **(info or {}),
+        "status": status,
+        "error": error,
+        "extracted_at": datetime.now(timezone.utc),
+    }
+
+
+class _Run:
+    """One pass over the planned videos: messages from the decoders in, batches to the encoders,
+    finished videos to the writer."""
+
+    def __init__(self, options: ExtractOptions, writer: StoreWriter, encoders: dict[str, Any],
+                 videos: list[_Video], sampling: Sampling, device, report: ExtractReport):
+        self.options, self.writer, self.encoders, self.report = options, writer, encoders, report
+        self.device = device
+        self.videos = {v.task_id: v for v in videos}
+        self.buffers: dict[str, list[_Pending]] = {name: [] for name in encoders}
+        workers = default_workers() if options.workers is None else options.workers
+        tasks = [
+            DecodeTask(v.task_id, str(v.file.path), {e: encoders[e].transform for e in v.encoders}, sampling,
+                       threads=options.decoder_threads)
+            for v in videos
+        ]
+        self.decoder = ProcessDecoder(tasks, workers) if workers > 0 else InlineDecoder(tasks)
+        self.progress = ExtractProgress(len(videos), quiet=options.quiet)
+        self.profile = report.profile
+
+    def run(self) -> None:
+        aborted = True
+        try:
+            messages = self.decoder.messages()
+            while True:
+                t0 = time.perf_counter()
+                message = next(messages, StopIteration)
+                self.profile["wait_s"] += time.perf_counter() - t0
+                if message is StopIteration:
+                    break
+                if message is None:  # decoders are busy: do not let the encoder idle
+                    self._encode_all()
+                else:
+                    self._handle(message)
+            self._encode_all()
+            aborted = False
+        finally:
+            self.decoder.close()
+            self.progress.close()
+            if aborted:
+                self.report.profile["aborted"] = 1.0
+        unfinished = [v.file.video_id for v in self.videos.values() if not v.finished]
+        if unfinished:
+            raise RuntimeError(f"extraction ended with unfinished videos: {unfinished[:5]}")
+
+    def _handle(self, message: tuple) -> None:
+        kind, task_id = message[0], message[1]
+        video = self.videos[task_id]
+        if video.finished:
+            return
+        if kind == "start":
+            video.started = True
+            self.writer.begin_video(video.file.video_id, video.fingerprint)
+        elif kind == "frames":
+            self._add_frames(video, message[2])
+        elif kind == "done":
+            video.info, stats = message[2], message[3]
+            self.profile["decode_s"] += stats.decode_s
+            self.profile["preprocess_s"] += stats.preprocess_s
+            if video.received == 0:
+                self._fail(video, "no frame was sampled", video.info)
+            else:
+                self._maybe_finish(video)
+        elif kind == "error":
+            self._fail(video, message[2], message[3])
+
+    def _add_frames(self, video: _Video, chunk: FrameChunk) -> None:
+        n = len(chunk.index)
+        video.received += n
+        for name in video.encoders:
+            pixels = chunk.pixels[name]
+            self.buffers[name].extend(
+                _Pending(video.task_id, int(chunk.index[i]), float(chunk.t_start[i]), float(chunk.t_end[i]), pixels[i])
+                for i in range(n)
+            )
+            while len(self.buffers[name]) >= self.options.batch_size:
+                self._encode(name, self.options.batch_size)
+
+    def _encode_all(self) -> None:
+        for name in self.buffers:
+            while self.buffers[name]:
+                self._encode(name, min(len(self.buffers[name]), self.options.batch_size))
+
+    def _encode(self, name: str, n: int) -> None:
+        import torch
+
+        buffer = self.buffers[name]
+        items, self.buffers[name] = buffer[:n], buffer[n:]
+        t0 = time.perf_counter()
+        batch = torch.from_numpy(np.stack([item.pixels for item in items]))  # (B, h, w, 3) uint8
+        if self.device.type == "cuda":
+            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        pooled = self.encoders[name].encode(batch).cpu().numpy()  # (B, D)
+        t1 = time.perf_counter()
+        self.profile["encode_s"] += t1 - t0
+        self.report.frames += len(items)
+        self.progress.add_frames(len(items))
+        start = 0
+        while start < len(items):  # consecutive rows of one video go to the writer together
+            stop = start
+            while stop < len(items) and items[stop].task_id == items[start].task_id:
+                stop += 1
+            video = self.videos[items[start].task_id]
+            rows = items[start:stop]
+            steps = StepBatch(
+                index=np.array([r.index for r in rows], dtype=np.int32),
+                t_start=np.array([r.t_start for r in rows]),
+                t_end=np.array([r.t_end for r in rows]),
+                pooled=pooled[start:stop],
+                arrays={"embedding": pooled[start:stop]},
+            )
+            try:
+                self.writer.append(video.file.video_id, name, steps)
+                video.encoded[name] += len(rows)
+                self._maybe_finish(video)
+            except NonFiniteFeatureError as exc:
+                self._fail(video, str(exc), video.info)
+            start = stop
+        self.profile["write_s"] += time.perf_counter() - t1
+
+    def _maybe_finish(self, video: _Video) -> None:
+        if video.finished or video.info is None:
+            return
+        if any(video.encoded[name] < video.received for name in video.encoders):
+            return
+        t0 = time.perf_counter()
+        self.writer.finish_video(_row(video.file, video.fingerprint, video.info, STATUS_OK, None), video.encoders)
+        self.profile["write_s"] += time.perf_counter() - t0
+        video.finished = True
+        self.report.ok.append(video.file.video_id)
+        self.progress.video_done()
+
+    def _fail(self, video: _Video, reason: str, info: dict[str, Any] | None) -> None:
+        video.finished = True
+        for name in self.buffers:
+            self.buffers[name] = [p for p in self.buffers[name] if p.task_id != video.task_id]
+        self.writer.fail_video(_row(video.file, video.fingerprint, info, STATUS_ERROR, reason))
+        self.report.failed.append((video.file.video_id, reason))
+        self.progress.video_done()

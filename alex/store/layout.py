@@ -1,0 +1,106 @@
+"""Layout constants and table schemas of an alex store: the one place that defines the format.
+
+A store is a folder::
+
+    store.json                       format name and version, one config per encoder
+    segments/<segment>/videos.parquet      one row per video processed in this segment
+    segments/<segment>/items.parquet       one row per (video, encoder) extracted in this segment
+    segments/<segment>/frames/<encoder>.parquet   one row per sampled step, pooled embedding
+    segments/<segment>/arrays.h5     /<encoder>/<video key>/{embedding, t_start, t_end}
+    .staging/                        segments being written; never read
+    .lock                            held by the one process writing
+
+A segment becomes visible by one atomic rename of its finished folder from ``.staging/``
+to ``segments/``, so a crash leaves either the old store or the new rows, never a torn file.
+Later segments supersede earlier rows of the same video (re-extraction of a changed file,
+``--retry-errors``); the views in ``views.py`` keep only the live ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pyarrow as pa
+
+FORMAT_NAME = "alex-feature-store"
+FORMAT_VERSION = 1
+
+STORE_JSON = "store.json"
+SEGMENTS_DIR = "segments"
+STAGING_DIR = ".staging"
+LOCK_FILE = ".lock"
+VIDEOS_FILE = "videos.parquet"
+ITEMS_FILE = "items.parquet"
+FRAMES_DIR = "frames"
+ARRAYS_FILE = "arrays.h5"
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+
+# HDF5 dataset names inside /<encoder>/<video key>/
+EMBEDDING = "embedding"
+T_START = "t_start"
+T_END = "t_end"
+
+STORE_DTYPES = ("float16", "float32")
+
+VIDEOS_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("source_path", pa.string()),
+        ("size_bytes", pa.int64()),
+        ("fingerprint", pa.string()),
+        ("duration", pa.float64()),
+        ("fps", pa.float64()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("rotation", pa.int32()),
+        ("codec", pa.string()),
+        ("pix_fmt", pa.string()),
+        ("has_audio", pa.bool_()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("extracted_at", pa.timestamp("ms", tz="UTC")),
+        ("segment", pa.string()),
+    ]
+)
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("encoder", pa.string()),
+        ("fingerprint", pa.string()),
+        ("num_steps", pa.int32()),
+        ("segment", pa.string()),
+    ]
+)
+
+
+def arrow_float(dtype: str) -> pa.DataType:
+    """The Arrow type that stores embeddings of a store dtype."""
+    return {"float16": pa.float16(), "float32": pa.float32()}[dtype]
+
+
+def frames_schema(dim: int, dtype: str) -> pa.Schema:
+    """Schema of ``frames/<encoder>.parquet``: the embedding is a fixed-size list of ``dim`` floats."""
+    return pa.schema(
+        [
+            ("video_id", pa.string()),
+            ("encoder", pa.string()),
+            ("index", pa.int32()),
+            ("t_start", pa.float64()),
+            ("t_end", pa.float64()),
+            ("embedding", pa.list_(arrow_float(dtype), dim)),
+            ("segment", pa.string()),
+        ]
+    )
+
+
+def video_key(video_id: str) -> str:
+    """HDF5 group name of a video: video ids are paths, so they are hashed, not nested."""
+    return hashlib.blake2b(video_id.encode("utf-8"), digest_size=10).hexdigest()
+
+
+def array_group(encoder: str, video_id: str) -> str:
+    """HDF5 path of one video's arrays for one encoder inside a segment's ``arrays.h5``."""
+    return f"/{encoder}/{video_key(video_id)}"

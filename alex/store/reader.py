@@ -1,0 +1,135 @@
+"""Read-only access to a store: DuckDB relations for SQL and per-video arrays from HDF5."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import duckdb
+import h5py
+import numpy as np
+
+from alex.errors import StoreFormatError, UsageError
+from alex.store.config import read_store_config
+from alex.store.layout import ARRAYS_FILE, SEGMENTS_DIR, T_END, T_START, array_group
+from alex.store.views import create_views
+
+READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+@dataclass
+class VideoArrays:
+    """One video's arrays for one encoder: ``arrays['embedding']`` is (T, D), times are (T,) seconds."""
+
+    video_id: str
+    encoder: str
+    t_start: np.ndarray
+    t_end: np.ndarray
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def embedding(self) -> np.ndarray:
+        return self.arrays["embedding"]
+
+
+class Store:
+    """A store opened read-only. ``sql`` accepts only queries: stored data cannot change through it."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise StoreFormatError(f"no store at {self.root}: the folder does not exist")
+        self.config = read_store_config(self.root)
+        self.con = duckdb.connect(":memory:")
+        files = create_views(self.con, self.root, self.config)
+        # Lock the connection down: it may read exactly the store's files and nothing else.
+        allowed = ", ".join("'" + str(p.resolve()).replace("'", "''") + "'" for p in files)
+        self.con.execute(f"SET allowed_paths = [{allowed}]")
+        self.con.execute("SET enable_external_access = false")
+        self.con.execute("SET lock_configuration = true")
+        self._live_items: dict[tuple[str, str], str] | None = None
+
+    # ---- SQL ------------------------------------------------------------------------------
+
+    @property
+    def encoders(self) -> dict[str, dict[str, Any]]:
+        return self.config["encoders"]
+
+    def sql(self, query: str, params: Sequence[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
+        """Run a read-only query (SELECT, WITH, DESCRIBE, SHOW, EXPLAIN) over the store's views."""
+        statements = duckdb.extract_statements(query)
+        refused = [s for s in statements if s.type not in READ_ONLY_STATEMENTS]
+        if refused:
+            kind = refused[0].type.name
+            raise UsageError(f"the store is opened read-only; {kind} statements are not allowed (query: {query!r})")
+        return self.con.sql(query, params=params)
+
+    def videos(self) -> duckdb.DuckDBPyRelation:
+        return self.con.sql("SELECT * FROM videos ORDER BY video_id")
+
+    def frames(self, encoder: str | None = None) -> duckdb.DuckDBPyRelation:
+        if encoder is None:
+            return self.con.sql("SELECT * FROM frames")
+        self._check_encoder(encoder)
+        return self.con.sql("SELECT * FROM frames WHERE encoder = $encoder", params={"encoder": encoder})
+
+    def search(self, vector: Sequence[float] | np.ndarray, encoder: str, k: int = 10) -> duckdb.DuckDBPyRelation:
+        """The ``k`` stored steps of ``encoder`` nearest to ``vector`` by cosine similarity, scored in DuckDB."""
+        self._check_encoder(encoder)
+        dim = int(self.encoders[encoder]["dim"])
+        query = np.asarray(vector, dtype=np.float32).reshape(-1)
+        if query.shape[0] != dim:
+            raise UsageError(f"search vector has {query.shape[0]} values; encoder '{encoder}' stores {dim}")
+        return self.con.sql(
+            f"""
+            SELECT video_id, index, t_start, t_end,
+                   array_cosine_similarity(embedding::FLOAT[{dim}], $query::FLOAT[{dim}]) AS score
+            FROM frames WHERE encoder = $encoder
+            ORDER BY score DESC, video_id, index LIMIT {int(k)}
+            """,
+            params={"query": query.tolist(), "encoder": encoder},
+        )
+
+    # ---- arrays ---------------------------------------------------------------------------
+
+    def live_items(self) -> dict[tuple[str, str], str]:
+        """(video_id, encoder) -> segment holding its live arrays."""
+        if self._live_items is None:
+            rows = self.con.execute("SELECT video_id, encoder, segment FROM _items_live").fetchall()
+            self._live_items = {(v, e): s for v, e, s in rows}
+        return self._live_items
+
+    def array_location(self, video_id: str, encoder: str) -> tuple[Path, str]:
+        """The HDF5 file and group of one video's arrays for one encoder."""
+        self._check_encoder(encoder)
+        segment = self.live_items().get((video_id, encoder))
+        if segment is None:
+            raise KeyError(f"store {self.root} has no '{encoder}' features for video {video_id!r}")
+        return self.root / SEGMENTS_DIR / segment / ARRAYS_FILE, array_group(encoder, video_id)
+
+    def arrays(self, video_id: str, encoder: str) -> VideoArrays:
+        """Read one video's arrays for one encoder (as stored: float16 unless extracted with float32)."""
+        path, group_name = self.array_location(video_id, encoder)
+        with h5py.File(path, "r") as f:
+            group = f[group_name]
+            arrays = {name: group[name][()] for name in group if name not in (T_START, T_END)}
+            return VideoArrays(video_id, encoder, group[T_START][()], group[T_END][()], arrays)
+
+    def _check_encoder(self, encoder: str) -> None:
+        if encoder not in self.encoders:
+            known = ", ".join(sorted(self.encoders)) or "none yet"
+            raise UsageError(f"store {self.root} has no encoder '{encoder}' (it has: {known})")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(path: str | Path) -> Store:
+    return Store(path)

@@ -1,0 +1,124 @@
+"""DuckDB views over a store: ``videos``, ``frames``, ``encoders`` (the public ones) and the
+underscore-prefixed internals that decide which rows are live.
+
+A later segment supersedes earlier rows: the live ``videos`` row of a video is its latest; a
+``(video, encoder)`` item is live when it is the latest item extracted from the file version
+(fingerprint) the live ``videos`` row describes. ``frames`` keeps only rows of live items.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from alex.store.layout import FRAMES_DIR, ITEMS_FILE, ITEMS_SCHEMA, SEGMENTS_DIR, VIDEOS_FILE, VIDEOS_SCHEMA
+
+
+def segment_dirs(root: Path) -> list[Path]:
+    """Sealed segments in commit order (names start with a zero-padded nanosecond time)."""
+    base = root / SEGMENTS_DIR
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir() and (p / VIDEOS_FILE).is_file())
+
+
+def store_files(root: Path) -> dict[str, list[Path]]:
+    segments = segment_dirs(root)
+    return {
+        "videos": [s / VIDEOS_FILE for s in segments],
+        "items": [s / ITEMS_FILE for s in segments],
+        "frames": sorted(f for s in segments for f in (s / FRAMES_DIR).glob("*.parquet")),
+    }
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+def _source(con: duckdb.DuckDBPyConnection, name: str, paths: list[Path], empty: pa.Schema) -> None:
+    if paths:
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_sql_list(paths)}, union_by_name = true)")
+    else:
+        con.register(f"{name}_empty", empty.empty_table())
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_empty")
+
+
+EMPTY_FRAMES = pa.schema(
+    [
+        ("video_id", pa.string()),
+        ("encoder", pa.string()),
+        ("index", pa.int32()),
+        ("t_start", pa.float64()),
+        ("t_end", pa.float64()),
+        ("embedding", pa.list_(pa.float32())),
+        ("segment", pa.string()),
+    ]
+)
+
+
+def encoders_table(config: dict[str, Any]) -> pa.Table:
+    rows = []
+    for name, enc in sorted(config.get("encoders", {}).items()):
+        sampling = enc.get("sampling", {})
+        rows.append(
+            {
+                "encoder": name,
+                "family": enc.get("family"),
+                "model": enc.get("model"),
+                "weights": enc.get("weights"),
+                "spec": enc.get("spec"),
+                "dim": enc.get("dim"),
+                "dtype": enc.get("dtype"),
+                "fps": sampling.get("fps"),
+                "num_frames": sampling.get("num_frames"),
+            }
+        )
+    schema = pa.schema(
+        [("encoder", pa.string()), ("family", pa.string()), ("model", pa.string()), ("weights", pa.string()),
+         ("spec", pa.string()), ("dim", pa.int32()), ("dtype", pa.string()), ("fps", pa.float64()),
+         ("num_frames", pa.int32())]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def create_views(con: duckdb.DuckDBPyConnection, root: Path, config: dict[str, Any]) -> list[Path]:
+    """Create the views on ``con``; returns the files they read (for a read-only allow-list)."""
+    files = store_files(root)
+    _source(con, "_videos_all", files["videos"], VIDEOS_SCHEMA)
+    _source(con, "_items_all", files["items"], ITEMS_SCHEMA)
+    _source(con, "_frames_all", files["frames"], EMPTY_FRAMES)
+    con.execute(
+        """
+        CREATE VIEW _videos_live AS
+        SELECT * FROM _videos_all
+        QUALIFY row_number() OVER (PARTITION BY video_id ORDER BY segment DESC) = 1
+        """
+    )
+    con.execute("CREATE VIEW videos AS SELECT * EXCLUDE (segment) FROM _videos_live")
+    con.execute(
+        """
+        CREATE VIEW _items_live AS
+        SELECT i.* FROM _items_all i
+        JOIN _videos_live v ON i.video_id = v.video_id AND i.fingerprint = v.fingerprint
+        QUALIFY row_number() OVER (PARTITION BY i.video_id, i.encoder ORDER BY i.segment DESC) = 1
+        """
+    )
+    superseded = con.execute(
+        "SELECT (SELECT count(*) FROM _items_all) - (SELECT count(*) FROM _items_live)"
+    ).fetchone()[0]
+    columns = "f.video_id, f.encoder, f.index, f.t_start, f.t_end, f.embedding"
+    if superseded:
+        con.execute(
+            f"""
+            CREATE VIEW frames AS SELECT {columns} FROM _frames_all f
+            SEMI JOIN _items_live l ON f.video_id = l.video_id AND f.encoder = l.encoder AND f.segment = l.segment
+            """
+        )
+    else:  # the common case: nothing superseded, no join on the hot path
+        con.execute(f"CREATE VIEW frames AS SELECT {columns} FROM _frames_all f")
+    con.register("_encoders_table", encoders_table(config))
+    con.execute("CREATE VIEW encoders AS SELECT * FROM _encoders_table")
+    return [p for paths in files.values() for p in paths]

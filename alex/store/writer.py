@@ -1,0 +1,330 @@
+"""Atomic, resumable writes into a store.
+
+Videos are assigned to the open segment when they start; a segment stops admitting videos
+after ``shard_videos`` videos, ``shard_bytes`` bytes or ``shard_seconds`` seconds and is sealed
+(renamed from ``.staging/`` into ``segments/``) as soon as its last video finishes. Array data
+streams into the segment's HDF5 file as batches are encoded, so memory stays bounded however
+long a video is; Parquet rows of a video are buffered until it finishes, so a failed video
+leaves no rows behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import h5py
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alex.errors import StoreLockedError
+from alex.store.config import new_store_config, read_store_config, write_store_config
+from alex.store.layout import (
+    ARRAYS_FILE,
+    FRAMES_DIR,
+    ITEMS_FILE,
+    ITEMS_SCHEMA,
+    LOCK_FILE,
+    SEGMENTS_DIR,
+    STAGING_DIR,
+    STORE_JSON,
+    T_END,
+    T_START,
+    VIDEOS_FILE,
+    VIDEOS_SCHEMA,
+    array_group,
+    frames_schema,
+)
+
+PARQUET_ROW_GROUP_BYTES = 32 << 20
+HDF5_CHUNK_BYTES = 1 << 20
+
+
+class NonFiniteFeatureError(ValueError):
+    """An encoder produced NaN or infinity (or overflowed the store dtype); it is never written."""
+
+
+@dataclass
+class StepBatch:
+    """Consecutive sampled steps of one video for one encoder.
+
+    ``pooled`` (N, D) goes to the ``frames`` table; ``arrays`` (name -> (N, ...)) go to HDF5.
+    """
+
+    index: np.ndarray  # (N,) int
+    t_start: np.ndarray  # (N,) float64 seconds
+    t_end: np.ndarray  # (N,) float64 seconds
+    pooled: np.ndarray  # (N, D)
+    arrays: Mapping[str, np.ndarray]
+
+
+@dataclass
+class _OpenVideo:
+    segment: "_Segment"
+    fingerprint: str
+    encoders: dict[str, list[StepBatch]] = field(default_factory=dict)  # pooled rows per encoder
+
+
+class _Segment:
+    def __init__(self, root: Path, name: str):
+        self.name = name
+        self.staging = root / STAGING_DIR / name
+        self.final = root / SEGMENTS_DIR / name
+        (self.staging / FRAMES_DIR).mkdir(parents=True)
+        self.started = time.monotonic()
+        self.admitted = 0
+        self.open_videos: set[str] = set()
+        self.bytes = 0
+        self.video_rows: list[dict[str, Any]] = []
+        self.item_rows: list[dict[str, Any]] = []
+        self.frame_tables: dict[str, list[pa.Table]] = {}
+        self.frame_writers: dict[str, pq.ParquetWriter] = {}
+        self._h5: h5py.File | None = None
+        self.accepting = True
+
+    @property
+    def h5(self) -> h5py.File:
+        if self._h5 is None:
+            self._h5 = h5py.File(self.staging / ARRAYS_FILE, "w", libver="latest")
+        return self._h5
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class StoreWriter:
+    """The one writer of a store folder (an exclusive lock keeps others out)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        shard_videos: int = 256,
+        shard_bytes: int = 1 << 30,
+        shard_seconds: float = 300.0,
+    ):
+        self.root = Path(root)
+        self.shard_videos = shard_videos
+        self.shard_bytes = shard_bytes
+        self.shard_seconds = shard_seconds
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise StoreLockedError(
+                f"another alex process is writing to {self.root}; wait for it to finish "
+                "(reading with `alex query` or `alex info` is fine meanwhile)"
+            ) from None
+        # Leftovers of a killed run are never visible; drop them.
+        shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
+        (self.root / SEGMENTS_DIR).mkdir(exist_ok=True)
+        if (self.root / STORE_JSON).exists():
+            self.config = read_store_config(self.root)
+        else:
+            self.config = new_store_config()
+            write_store_config(self.root, self.config)
+        self._segments: list[_Segment] = []
+        self._videos: dict[str, _OpenVideo] = {}
+        self._counter = 0
+        self.sealed_segments: list[str] = []
+
+    # ---- encoders -------------------------------------------------------------------------
+
+    def set_encoder_config(self, name: str, config: dict[str, Any]) -> None:
+        """Record an encoder's full config in ``store.json`` (before any of its rows)."""
+        self.config["encoders"][name] = config
+        write_store_config(self.root, self.config)
+
+    def _dtype(self, encoder: str) -> np.dtype:
+        return np.dtype(self.config["encoders"][encoder]["dtype"])
+
+    # ---- videos ---------------------------------------------------------------------------
+
+    def _open_segment(self) -> _Segment:
+        current = self._segments[-1] if self._segments else None
+        if current is not None and current.accepting:
+            full = (
+                current.admitted >= self.shard_videos
+                or current.bytes >= self.shard_bytes
+                or time.monotonic() - current.started >= self.shard_seconds
+            )
+            if not full:
+                return current
+            current.accepting = False
+            self._seal_if_done(current)
+        self._counter += 1
+        segment = _Segment(self.root, f"{time.time_ns():020d}-{os.getpid()}-{self._counter:05d}")
+        self._segments.append(segment)
+        return segment
+
+    def begin_video(self, video_id: str, fingerprint: str) -> None:
+        segment = self._open_segment()
+        segment.admitted += 1
+        segment.open_videos.add(video_id)
+        self._videos[video_id] = _OpenVideo(segment, fingerprint)
+
+    def append(self, video_id: str, encoder: str, steps: StepBatch) -> None:
+        """Write a batch of steps; raises NonFiniteFeatureError (writing nothing) on NaN or inf."""
+        video = self._videos[video_id]
+        dtype = self._dtype(encoder)
+        pooled = np.asarray(steps.pooled).astype(dtype, copy=False)
+        arrays = {name: np.asarray(a).astype(dtype, copy=False) for name, a in steps.arrays.items()}
+        for name, values in [("embedding", pooled), *arrays.items()]:
+            if not np.isfinite(values).all():
+                raise NonFiniteFeatureError(
+                    f"encoder '{encoder}' produced non-finite values in '{name}' (NaN, inf, or beyond "
+                    f"the range of {dtype}); the video's features were not written"
+                )
+        group = video.segment.h5.require_group(array_group(encoder, video_id))
+        group.attrs["video_id"] = video_id
+        for name, values in {**arrays, T_START: steps.t_start, T_END: steps.t_end}.items():
+            values = np.asarray(values)
+            if name not in group:
+                tail = values.shape[1:]
+                row_bytes = max(1, int(np.prod(tail, dtype=np.int64)) * values.dtype.itemsize)
+                chunk_rows = int(max(1, min(4096, HDF5_CHUNK_BYTES // row_bytes)))
+                group.create_dataset(
+                    name, shape=(0, *tail), maxshape=(None, *tail), chunks=(chunk_rows, *tail), dtype=values.dtype
+                )
+            dataset = group[name]
+            start = dataset.shape[0]
+            dataset.resize(start + values.shape[0], axis=0)
+            dataset[start:] = values
+            video.segment.bytes += values.nbytes
+        video.encoders.setdefault(encoder, []).append(
+            StepBatch(steps.index, steps.t_start, steps.t_end, pooled, {})
+        )
+
+    def finish_video(self, row: dict[str, Any], encoders: list[str]) -> None:
+        """Commit a finished video: its ``videos`` row, one item per encoder and the frames rows."""
+        video_id = row["video_id"]
+        video = self._videos.pop(video_id)
+        segment = video.segment
+        for encoder in encoders:
+            batches = video.encoders.get(encoder, [])
+            num_steps = sum(len(b.index) for b in batches)
+            if batches:
+                segment.frame_tables.setdefault(encoder, []).append(self._frames_table(video_id, encoder, batches, segment.name))
+            segment.item_rows.append(
+                {"video_id": video_id, "encoder": encoder, "fingerprint": video.fingerprint,
+                 "num_steps": num_steps, "segment": segment.name}
+            )
+            self._flush_frames(segment, encoder, final=False)
+        segment.video_rows.append({**row, "segment": segment.name})
+        segment.open_videos.discard(video_id)
+        self._seal_if_done(segment)
+
+    def fail_video(self, row: dict[str, Any]) -> None:
+        """Record a video that could not be processed: an ``error`` row and no features."""
+        video_id = row["video_id"]
+        video = self._videos.pop(video_id, None)
+        if video is None:  # failed before it started (e.g. cannot be fingerprinted)
+            self.begin_video(video_id, row.get("fingerprint") or "")
+            video = self._videos.pop(video_id)
+        segment = video.segment
+        self._drop_arrays(segment, video_id, list(video.encoders))
+        segment.video_rows.append({**row, "segment": segment.name})
+        segment.open_videos.discard(video_id)
+        self._seal_if_done(segment)
+
+    def _drop_arrays(self, segment: _Segment, video_id: str, encoders: list[str]) -> None:
+        for encoder in encoders:
+            path = array_group(encoder, video_id)
+            if path in segment.h5:
+                del segment.h5[path]
+
+    def _frames_table(self, video_id: str, encoder: str, batches: list[StepBatch], segment: str) -> pa.Table:
+        pooled = np.concatenate([b.pooled for b in batches])  # (N, D)
+        n, dim = pooled.shape
+        schema = frames_schema(dim, str(pooled.dtype))
+        embedding = pa.FixedSizeListArray.from_arrays(pa.array(pooled.reshape(-1)), dim)
+        return pa.table(
+            {
+                "video_id": pa.array([video_id] * n, pa.string()),
+                "encoder": pa.array([encoder] * n, pa.string()),
+                "index": pa.array(np.concatenate([b.index for b in batches]).astype(np.int32)),
+                "t_start": pa.array(np.concatenate([b.t_start for b in batches]).astype(np.float64)),
+                "t_end": pa.array(np.concatenate([b.t_end for b in batches]).astype(np.float64)),
+                "embedding": embedding,
+                "segment": pa.array([segment] * n, pa.string()),
+            },
+            schema=schema,
+        )
+
+    def _flush_frames(self, segment: _Segment, encoder: str, final: bool) -> None:
+        tables = segment.frame_tables.get(encoder, [])
+        if not tables:
+            return
+        if not final and sum(t.nbytes for t in tables) < PARQUET_ROW_GROUP_BYTES:
+            return
+        table = pa.concat_tables(tables)
+        writer = segment.frame_writers.get(encoder)
+        if writer is None:
+            writer = pq.ParquetWriter(segment.staging / FRAMES_DIR / f"{encoder}.parquet", table.schema, compression="zstd")
+            segment.frame_writers[encoder] = writer
+        writer.write_table(table)
+        segment.frame_tables[encoder] = []
+
+    # ---- sealing --------------------------------------------------------------------------
+
+    def _seal_if_done(self, segment: _Segment) -> None:
+        if segment.accepting or segment.open_videos or segment not in self._segments:
+            return
+        self._seal(segment)
+
+    def _seal(self, segment: _Segment) -> None:
+        self._segments.remove(segment)
+        if not segment.video_rows:
+            if segment._h5 is not None:
+                segment._h5.close()
+            shutil.rmtree(segment.staging, ignore_errors=True)
+            return
+        for encoder in list(segment.frame_tables):
+            self._flush_frames(segment, encoder, final=True)
+        for writer in segment.frame_writers.values():
+            writer.close()
+        if segment._h5 is not None:
+            segment._h5.close()
+        pq.write_table(pa.Table.from_pylist(segment.video_rows, schema=VIDEOS_SCHEMA), segment.staging / VIDEOS_FILE)
+        pq.write_table(pa.Table.from_pylist(segment.item_rows, schema=ITEMS_SCHEMA), segment.staging / ITEMS_FILE)
+        for path in segment.staging.rglob("*"):
+            if path.is_file():
+                _fsync_path(path)
+        _fsync_path(segment.staging / FRAMES_DIR)
+        _fsync_path(segment.staging)
+        os.rename(segment.staging, segment.final)  # the commit point
+        _fsync_path(segment.final.parent)
+        self.sealed_segments.append(segment.name)
+
+    def close(self, abort: bool = False) -> None:
+        """Seal every segment. With ``abort``, videos still in flight are dropped (no rows)."""
+        if abort:
+            for video_id, video in list(self._videos.items()):
+                self._drop_arrays(video.segment, video_id, list(video.encoders))
+                video.segment.open_videos.discard(video_id)
+                del self._videos[video_id]
+        if self._videos:
+            raise RuntimeError(f"closing the store with videos in flight: {sorted(self._videos)[:5]}")
+        for segment in list(self._segments):
+            segment.accepting = False
+            self._seal_if_done(segment)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+
+    def __enter__(self) -> "StoreWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(abort=exc_type is not None)
