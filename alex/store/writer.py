@@ -44,6 +44,9 @@ from alex.store.layout import (
 
 PARQUET_ROW_GROUP_BYTES = 32 << 20
 HDF5_CHUNK_BYTES = 1 << 20
+# A video's arrays stay in memory up to this size and are written once, exactly sized; longer
+# videos spill to a resizable dataset in ~1 MiB chunks, so memory stays bounded.
+SPILL_BYTES = 16 << 20
 
 
 class NonFiniteFeatureError(ValueError):
@@ -69,6 +72,8 @@ class _OpenVideo:
     segment: "_Segment"
     fingerprint: str
     encoders: dict[str, list[StepBatch]] = field(default_factory=dict)  # pooled rows per encoder
+    arrays: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)  # encoder -> name -> pending
+    pending_bytes: int = 0
 
 
 class _Segment:
@@ -187,31 +192,46 @@ class StoreWriter:
                     f"encoder '{encoder}' produced non-finite values in '{name}' (NaN, inf, or beyond "
                     f"the range of {dtype}); the video's features were not written"
                 )
-        group = video.segment.h5.require_group(array_group(encoder, video_id))
-        group.attrs["video_id"] = video_id
-        for name, values in {**arrays, T_START: steps.t_start, T_END: steps.t_end}.items():
-            values = np.asarray(values)
-            if name not in group:
-                tail = values.shape[1:]
-                row_bytes = max(1, int(np.prod(tail, dtype=np.int64)) * values.dtype.itemsize)
-                chunk_rows = int(max(1, min(4096, HDF5_CHUNK_BYTES // row_bytes)))
-                group.create_dataset(
-                    name, shape=(0, *tail), maxshape=(None, *tail), chunks=(chunk_rows, *tail), dtype=values.dtype
-                )
-            dataset = group[name]
-            start = dataset.shape[0]
-            dataset.resize(start + values.shape[0], axis=0)
-            dataset[start:] = values
-            video.segment.bytes += values.nbytes
+        pending = video.arrays.setdefault(encoder, {})
+        for name, values in {**arrays, T_START: np.asarray(steps.t_start), T_END: np.asarray(steps.t_end)}.items():
+            pending.setdefault(name, []).append(values)
+            video.pending_bytes += values.nbytes
+        if video.pending_bytes > SPILL_BYTES:
+            self._write_arrays(video_id, video)
         video.encoders.setdefault(encoder, []).append(
             StepBatch(steps.index, steps.t_start, steps.t_end, pooled, {})
         )
+
+    def _write_arrays(self, video_id: str, video: _OpenVideo) -> None:
+        """Move a video's pending arrays into the segment's HDF5 file (chunked along time)."""
+        for encoder, pending in video.arrays.items():
+            group = video.segment.h5.require_group(array_group(encoder, video_id))
+            group.attrs["video_id"] = video_id
+            for name, parts in pending.items():
+                if not parts:
+                    continue
+                values = np.concatenate(parts)
+                pending[name] = []
+                if name not in group:
+                    tail = values.shape[1:]
+                    row_bytes = max(1, int(np.prod(tail, dtype=np.int64)) * values.dtype.itemsize)
+                    chunk_rows = int(max(1, min(values.shape[0], HDF5_CHUNK_BYTES // row_bytes)))
+                    group.create_dataset(
+                        name, shape=(0, *tail), maxshape=(None, *tail), chunks=(chunk_rows, *tail), dtype=values.dtype
+                    )
+                dataset = group[name]
+                start = dataset.shape[0]
+                dataset.resize(start + values.shape[0], axis=0)
+                dataset[start:] = values
+                video.segment.bytes += values.nbytes
+        video.pending_bytes = 0
 
     def finish_video(self, row: dict[str, Any], encoders: list[str]) -> None:
         """Commit a finished video: its ``videos`` row, one item per encoder and the frames rows."""
         video_id = row["video_id"]
         video = self._videos.pop(video_id)
         segment = video.segment
+        self._write_arrays(video_id, video)
         for encoder in encoders:
             batches = video.encoders.get(encoder, [])
             num_steps = sum(len(b.index) for b in batches)
@@ -234,7 +254,7 @@ class StoreWriter:
             self.begin_video(video_id, row.get("fingerprint") or "")
             video = self._videos.pop(video_id)
         segment = video.segment
-        self._drop_arrays(segment, video_id, list(video.encoders))
+        self._drop_arrays(segment, video_id, list(video.arrays))
         segment.video_rows.append({**row, "segment": segment.name})
         segment.open_videos.discard(video_id)
         self._seal_if_done(segment)
@@ -312,7 +332,7 @@ class StoreWriter:
         """Seal every segment. With ``abort``, videos still in flight are dropped (no rows)."""
         if abort:
             for video_id, video in list(self._videos.items()):
-                self._drop_arrays(video.segment, video_id, list(video.encoders))
+                self._drop_arrays(video.segment, video_id, list(video.arrays))
                 video.segment.open_videos.discard(video_id)
                 del self._videos[video_id]
         if self._videos:

@@ -8,9 +8,11 @@ open_clip's pretrained config). ``clip:tiny@random`` is a tiny config shipped wi
 
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import open_clip
 import torch
@@ -96,6 +98,17 @@ def resolve_weights(model: str, weights: str) -> tuple[str | None, dict[str, Any
     return weights, {}
 
 
+@contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class ClipEncoder:
     """open_clip image tower -> pooled embedding (``encode_image``); its text tower serves search."""
 
@@ -116,7 +129,7 @@ class ClipEncoder:
         self.device = device
         pretrained, kwargs = resolve_weights(self.model_name, self.weights)
         if spec.is_random:
-            with seeded(RANDOM_SEED):
+            with seeded(RANDOM_SEED), _quiet_root_logger():  # random weights were asked for: no warning
                 model = open_clip.create_model(self.model_name, pretrained=None)
         else:
             model = open_clip.create_model(self.model_name, pretrained=pretrained, **kwargs)

@@ -1,0 +1,247 @@
+"""The ``alex`` command line: parse, validate, call the library, print. Nothing else lives here.
+
+Exit codes (DESIGN.md): 0 all done; 1 finished but some inputs failed; 2 bad usage or
+configuration (nothing written).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from alex import __version__
+from alex.errors import AlexError
+
+app = typer.Typer(
+    name="alex",
+    help="Decode videos once, cache frozen-encoder features in a queryable store, train light heads on them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+out = Console()
+err = Console(stderr=True)
+
+T = TypeVar("T")
+DEFAULT_STORE = Path("alex-store")
+
+
+def _run(call: Callable[[], T]) -> T:
+    """Turn alex's typed errors into a one-line message and their exit code."""
+    try:
+        return call()
+    except AlexError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"alex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """alex: video features extracted once, trained on many times."""
+
+
+@app.command()
+def extract(
+    videos: Path = typer.Option(..., "--videos", help="Folder of videos (searched recursively) or one video file."),
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder (created if missing)."),
+    encoder: Optional[List[str]] = typer.Option(
+        None, "--encoder", "-e",
+        help="[NAME=]FAMILY[:MODEL][@WEIGHTS], repeatable; all share one decode pass. "
+        "Default: clip (clip:ViT-B-32@laion2b_s34b_b79k). Offline: pixels, clip:tiny@random.",
+    ),
+    fps: Optional[float] = typer.Option(None, "--fps", help="Sample this many frames per second of video time (default 1.0)."),
+    num_frames: Optional[int] = typer.Option(None, "--num-frames", help="Instead of --fps: this many frames spread evenly over each video."),
+    dtype: str = typer.Option("float16", "--dtype", help="Stored float type: float16 or float32."),
+    glob: Optional[List[str]] = typer.Option(None, "--glob", help="Select files by glob relative to --videos (repeatable) instead of by video extension."),
+    retry_errors: bool = typer.Option(False, "--retry-errors", help="Try again the videos that failed in an earlier run."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Frames per encoder batch (frames of several videos are mixed)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Decode processes running ahead of the encoder (0: decode in this process). Default: CPU cores - 1, at most 8."),
+    shard_size: int = typer.Option(256, "--shard-size", help="Videos per store segment; each is committed atomically when complete."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    profile: bool = typer.Option(False, "--profile", help="Print the time spent decoding, preprocessing, encoding and writing."),
+) -> None:
+    """Decode videos once, run frozen encoders on frames sampled by time, write a feature store."""
+    from alex.pipeline.extract import ExtractOptions, extract as run_extract
+
+    options = ExtractOptions(
+        videos=videos, store=store, encoders=list(encoder or []) or ["clip"], fps=fps if fps is not None else 1.0,
+        num_frames=num_frames, dtype=dtype, globs=list(glob or []) or None, retry_errors=retry_errors,
+        device=device, batch_size=batch_size, workers=workers, quiet=quiet, shard_videos=shard_size,
+    )
+    if fps is not None and num_frames is not None:
+        err.print("[bold red]error:[/] choose one of --fps and --num-frames")
+        raise typer.Exit(2)
+    report = _run(lambda: run_extract(options))
+    _print_extract_report(report, profile)
+    raise typer.Exit(report.exit_code)
+
+
+def _print_extract_report(report: Any, profile: bool) -> None:
+    wall = report.profile.get("wall_s", 0.0)
+    names = ", ".join(report.encoders)
+    out.print(
+        f"extracted {len(report.ok)} video(s), {report.frames} frames, with {names} into {report.store} "
+        f"in {wall:.1f} s; {report.up_to_date} already up to date",
+        highlight=False,
+    )
+    for path, why in report.skipped_files:
+        out.print(f"  skipped {path}: {why}", highlight=False)
+    if report.failed:
+        out.print(f"[red]{len(report.failed)} failed[/] (kept in the store as status 'error'):")
+        for video_id, reason in report.failed:
+            out.print(f"  {video_id}: {reason}", highlight=False, soft_wrap=True)
+    if report.failed_before:
+        out.print(f"[red]{len(report.failed_before)} failed in an earlier run[/] (--retry-errors tries them again):")
+        for video_id, reason in report.failed_before:
+            out.print(f"  {video_id}: {reason}", highlight=False, soft_wrap=True)
+    if profile:
+        table = Table(title="where the time went", title_justify="left")
+        table.add_column("stage")
+        table.add_column("seconds", justify="right")
+        table.add_column("note")
+        p = report.profile
+        rows = [
+            ("decode", p.get("decode_s", 0.0), "decode workers, summed over processes"),
+            ("preprocess", p.get("preprocess_s", 0.0), "RGB conversion, resize, crop (workers)"),
+            ("encode", p.get("encode_s", 0.0), "host->device copy and model forward"),
+            ("write", p.get("write_s", 0.0), "HDF5 and Parquet writes, commits"),
+            ("wait for decoders", p.get("wait_s", 0.0), "encoder idle: decoding is the bottleneck if large"),
+            ("wall", wall, f"{report.frames / wall if wall else 0:.1f} frames/s"),
+        ]
+        for stage, seconds, note in rows:
+            table.add_row(stage, f"{seconds:.2f}", note)
+        out.print(table)
+
+
+@app.command()
+def info(
+    store: Path = typer.Argument(DEFAULT_STORE, help="Feature store folder."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Videos ok and failed (with reasons), encoders, rows and bytes of a store."""
+    from alex.store.summary import summarize
+
+    summary = _run(lambda: summarize(store))
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    out.print(f"[bold]{store}[/]  format v{summary['format_version']}, {_human_bytes(summary['bytes'])} on disk, "
+              f"{summary['segments']} segment(s)", highlight=False)
+    out.print(f"videos: {summary['videos_ok']} ok, {summary['videos_failed']} failed", highlight=False)
+    for video_id, reason in summary["failed"]:
+        out.print(f"  [red]failed[/] {video_id}: {reason}", highlight=False, soft_wrap=True)
+    table = Table(title="encoders", title_justify="left")
+    for column in ("name", "spec", "dim", "dtype", "sampling", "videos", "rows"):
+        table.add_column(column, justify="right" if column in ("dim", "videos", "rows") else "left")
+    for enc in summary["encoders"]:
+        table.add_row(enc["name"], enc["spec"], str(enc["dim"]), enc["dtype"], enc["sampling"], str(enc["videos"]), str(enc["rows"]))
+    out.print(table)
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="SQL over the views videos, frames and encoders."),
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of standard output."),
+    max_rows: int = typer.Option(100, "--max-rows", help="Rows shown by --format table."),
+) -> None:
+    """Run read-only SQL (DuckDB) over a store."""
+    from alex.store.export import write_result
+    from alex.store.reader import open_store
+
+    if fmt not in ("table", "csv", "json", "parquet"):
+        err.print(f"[bold red]error:[/] --format {fmt}: choose table, csv, json or parquet")
+        raise typer.Exit(2)
+
+    def run() -> Any:
+        with open_store(store) as s:
+            return s.sql(sql).arrow()
+
+    table = _run(run)
+    if hasattr(table, "read_all"):  # a RecordBatchReader
+        table = table.read_all()
+    if fmt == "table":
+        _print_table(table, max_rows)
+        return
+    if fmt == "parquet" and output is None and sys.stdout.isatty():
+        err.print("[bold red]error:[/] --format parquet writes binary: give --output FILE or redirect standard output")
+        raise typer.Exit(2)
+    write_result(table, fmt, output)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        head = ", ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in value[:4])
+        return f"[{head}{', …' if len(value) > 4 else ''}] ({len(value)})" if len(value) > 4 else f"[{head}]"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "NULL" if value is None else str(value)
+
+
+def _print_table(table: Any, max_rows: int) -> None:
+    view = Table(show_lines=False)
+    for name in table.column_names:
+        view.add_column(name, overflow="fold")
+    for row in table.slice(0, max_rows).to_pylist():
+        view.add_row(*(_cell(row[name]) for name in table.column_names))
+    out.print(view)
+    if table.num_rows > max_rows:
+        out.print(f"… {table.num_rows - max_rows} more rows (--max-rows, or --format csv)")
+
+
+@app.command()
+def search(
+    text: str = typer.Argument(..., help="What to look for, in words."),
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder."),
+    k: int = typer.Option(10, "-k", "--top-k", help="How many frames to return."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Which text-capable encoder of the store (default: the only one)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+) -> None:
+    """Nearest frames to a text: the same CLIP model's text tower embeds it, DuckDB scores."""
+    from alex.pipeline.search import search_text
+
+    rows = _run(lambda: search_text(store, text, k=k, encoder=encoder, device=device))
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row) + "\n")
+        return
+    view = Table(title=f"top {len(rows)} for {text!r}", title_justify="left")
+    for column in ("rank", "video_id", "t_start", "t_end", "score"):
+        view.add_column(column, justify="right" if column != "video_id" else "left")
+    for rank, row in enumerate(rows, 1):
+        view.add_row(str(rank), row["video_id"], f"{row['t_start']:.3f}", f"{row['t_end']:.3f}", f"{row['score']:.4f}")
+    out.print(view)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""What ``alex info`` reports about a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alex.store.reader import open_store
+
+
+def describe_sampling(sampling: dict[str, Any]) -> str:
+    if sampling.get("num_frames") is not None:
+        return f"{sampling['num_frames']} frames/video"
+    return f"{sampling.get('fps', 0):g} fps"
+
+
+def summarize(root: str | Path) -> dict[str, Any]:
+    root = Path(root)
+    with open_store(root) as s:
+        status = dict(s.con.execute("SELECT status, count(*) FROM videos GROUP BY status").fetchall())
+        failed = s.con.execute("SELECT video_id, error FROM videos WHERE status = 'error' ORDER BY video_id").fetchall()
+        counts = {
+            enc: (videos, rows)
+            for enc, videos, rows in s.con.execute(
+                "SELECT encoder, count(*), sum(num_steps) FROM _items_live GROUP BY encoder"
+            ).fetchall()
+        }
+        encoders = [
+            {
+                "name": name,
+                "spec": cfg.get("spec"),
+                "dim": cfg.get("dim"),
+                "dtype": cfg.get("dtype"),
+                "sampling": describe_sampling(cfg.get("sampling", {})),
+                "videos": counts.get(name, (0, 0))[0],
+                "rows": int(counts.get(name, (0, 0))[1] or 0),
+            }
+            for name, cfg in sorted(s.encoders.items())
+        ]
+        segments = s.con.execute("SELECT count(DISTINCT segment) FROM _videos_all").fetchone()[0]
+        return {
+            "store": str(root),
+            "format_version": s.config["format_version"],
+            "bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file()),
+            "segments": segments,
+            "videos_ok": status.get("ok", 0),
+            "videos_failed": status.get("error", 0),
+            "failed": [list(r) for r in failed],
+            "encoders": encoders,
+        }
