@@ -38,8 +38,10 @@ class VideoInfo:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
+    """One line for the ``error`` column (FFmpeg's words without the path, which the row has)."""
+    text = getattr(exc, "strerror", None) if isinstance(exc, av.error.FFmpegError) else None
+    text = text or str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
 
 
 def open_video(path: str | Path) -> av.container.InputContainer:

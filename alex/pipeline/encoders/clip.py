@@ -49,7 +49,7 @@ def default_weights(model: str) -> str:
 
 def resolve_weights(model: str, weights: str) -> tuple[str | None, dict[str, Any]]:
     """-> (``pretrained`` argument for open_clip, extra create_model kwargs). Fails fast when offline."""
-    if weights == "random" or model.startswith("local-dir:"):
+    if model.startswith("local-dir:"):
         return None, {}
     if model.startswith("hf-hub:"):
         repo = model[len("hf-hub:"):]
@@ -62,6 +62,8 @@ def resolve_weights(model: str, weights: str) -> tuple[str | None, dict[str, Any
             f"open_clip has no model {model!r}" + (f"; similar: {', '.join(close)}" if close else "")
             + " (`python -c 'import open_clip; print(open_clip.list_models())'` lists all)"
         )
+    if weights == "random":
+        return None, {}
     if os.path.sep in weights or weights.endswith((".pt", ".bin", ".safetensors", ".pth")):
         if not os.path.isfile(weights):
             raise EncoderSpecError(f"clip weights file {weights} does not exist")

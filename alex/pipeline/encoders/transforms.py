@@ -38,7 +38,7 @@ class ResizeCrop:
         image = Image.fromarray(rgb)
         resample = INTERPOLATIONS[self.interpolation]
         if self.mode == "squash":
-            return np.asarray(image.resize((self.size, self.size), resample))
+            return np.array(image.resize((self.size, self.size), resample))
         width, height = image.size
         short, long = (width, height) if width <= height else (height, width)
         new_short, new_long = self.size, int(self.size * long / short)
@@ -47,7 +47,7 @@ class ResizeCrop:
             image = image.resize((new_w, new_h), resample)
         top = int(round((new_h - self.size) / 2.0))
         left = int(round((new_w - self.size) / 2.0))
-        return np.asarray(image.crop((left, top, left + self.size, top + self.size)))
+        return np.array(image.crop((left, top, left + self.size, top + self.size)))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
