@@ -1,3 +1,4 @@
 from alex.cli import main
 
-main()
+if __name__ == "__main__":  # not when a spawned worker re-imports the parent's main module
+    main()

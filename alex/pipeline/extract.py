@@ -196,7 +196,7 @@ def _row(file: VideoFile, fp: str, info: dict[str, Any] | None, status: str, err
         **(info or {}),
         "status": status,
         "error": error,
-        "extracted_at": datetime.now(timezone.utc),
+        "extracted_at": datetime.now(timezone.utc).replace(tzinfo=None),
     }
 
 

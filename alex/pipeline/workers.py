@@ -117,13 +117,32 @@ def _pack(chunk: list[tuple[int, float, float, dict[str, np.ndarray]]]) -> Frame
 
 
 def _worker_main(tasks: mp.Queue, results: mp.Queue) -> None:
+    parent = os.getppid()
+
+    def orphaned() -> bool:  # the parent was killed: do not linger
+        return os.getppid() != parent
+
+    def put(message: tuple) -> None:
+        while True:
+            try:
+                results.put(message, timeout=1.0)
+                return
+            except queue.Full:
+                if orphaned():
+                    os._exit(1)
+
     while True:
-        task = tasks.get()
+        try:
+            task = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if orphaned():
+                return
+            continue
         if task is None:
             return
-        results.put(("start", task.task_id, os.getpid()))
+        put(("start", task.task_id, os.getpid()))
         for message in decode_task(task):
-            results.put(message)
+            put(message)
 
 
 class InlineDecoder:

@@ -60,7 +60,7 @@ VIDEOS_SCHEMA = pa.schema(
         ("has_audio", pa.bool_()),
         ("status", pa.string()),
         ("error", pa.string()),
-        ("extracted_at", pa.timestamp("ms", tz="UTC")),
+        ("extracted_at", pa.timestamp("ms")),  # UTC (naive: readable without pytz)
         ("segment", pa.string()),
     ]
 )

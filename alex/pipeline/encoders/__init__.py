@@ -1,15 +1,17 @@
 """Encoder registry: one family per file, chosen by name (as open_clip's factory and lerobot's
-policy factory do). Modules are imported only when their family is used."""
+policy factory do). Modules are imported only when their family is used, and this package
+itself does not import torch: decode workers unpickle transforms from it."""
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from alex.errors import EncoderSpecError
 from alex.pipeline.encoders.spec import EncoderSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 FAMILIES: dict[str, str] = {
     "clip": "alex.pipeline.encoders.clip:ClipEncoder",
@@ -33,15 +35,19 @@ def encoder_class(family: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def build_encoder(spec: EncoderSpec | str, device: torch.device | str = "cpu") -> Any:
+def build_encoder(spec: EncoderSpec | str, device: "torch.device | str" = "cpu") -> Any:
     """Build an encoder from its spec; weights that cannot be had fail here, before any video is read."""
+    import torch
+
     if isinstance(spec, str):
         spec = EncoderSpec.parse(spec)
     return encoder_class(spec.family)(spec, torch.device(device))
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str) -> "torch.device":
     """``auto`` -> cuda when available, else cpu."""
+    import torch
+
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
