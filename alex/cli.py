@@ -239,6 +239,17 @@ def search(
     out.print(view)
 
 
+@app.command()
+def demo(
+    output: Path = typer.Option(Path("alex-demo"), "--output", "-o", help="Folder for the demo's videos and store."),
+    videos: int = typer.Option(60, "--videos", help="How many moving-digit videos to make."),
+) -> None:
+    """The offline tour: make labelled digit videos, extract, query and search. No weights, no network."""
+    from alex.demo import run_demo
+
+    _run(lambda: run_demo(output, num_videos=videos, say=lambda line: out.print(line, highlight=False, markup=False)))
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,1 @@
+"""Small generated datasets for tests, the demo and learning checks (written with PyAV)."""

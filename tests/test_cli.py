@@ -1,0 +1,86 @@
+import json
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from alex.cli import app
+from tests.conftest import make_bad_videos
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def store(clips, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli") / "s"
+    result = invoke("extract", "--videos", clips, "--store", root, "-e", "clip:tiny@random", "-e", "pixels",
+                    "--fps", "2", "--workers", "0", "--quiet", "--profile")
+    assert result.exit_code == 0, result.output
+    assert "extracted 4 video(s), 42 frames" in result.output
+    for stage in ("decode", "preprocess", "encode", "write", "wall"):
+        assert stage in result.output
+    return root
+
+
+@pytest.mark.parametrize("command", [[], ["extract"], ["info"], ["query"], ["search"]])
+def test_help_everywhere(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_exit_codes(clips, tmp_path):
+    bad = tmp_path / "bad"
+    make_bad_videos(bad)
+    result = invoke("extract", "--videos", bad, "--store", tmp_path / "s", "-e", "pixels", "--workers", "0")
+    assert result.exit_code == 1
+    assert "5 failed" in result.output and "empty.mp4: empty file" in result.output
+    # Bad usage: exit 2 and nothing written.
+    for args in (["-e", "nosuch"], ["-e", "pixels", "--dtype", "int4"], ["-e", "pixels", "--fps", "1", "--num-frames", "3"]):
+        result = invoke("extract", "--videos", clips, "--store", tmp_path / "s2", *args)
+        assert result.exit_code == 2, result.output
+        assert "error:" in result.output
+    assert not (tmp_path / "s2").exists()
+    result = invoke("extract", "--videos", clips, "--store", tmp_path / "s3", "-e", "clip", "--workers", "0")
+    assert result.exit_code == 2 and "alex demo" in result.output and not (tmp_path / "s3").exists()
+
+
+def test_info(store):
+    result = invoke("info", store)
+    assert result.exit_code == 0
+    assert "4 ok, 0 failed" in result.output and "clip:tiny@random" in result.output and "pixels:16" in result.output
+    summary = json.loads(invoke("info", store, "--json").output)
+    assert {e["name"]: e["rows"] for e in summary["encoders"]} == {"clip": 21, "pixels": 21}
+    assert invoke("info", store.parent / "nope").exit_code == 2
+
+
+def test_query_formats(store, tmp_path):
+    sql = "SELECT video_id, count(*) AS n FROM frames WHERE encoder='clip' GROUP BY 1 ORDER BY 1"
+    table = invoke("query", sql, "--store", store)
+    assert table.exit_code == 0 and "sub/c.mp4" in table.output
+    csv = invoke("query", sql, "--store", store, "--format", "csv")
+    assert csv.output.splitlines() == ['"video_id","n"', '"a.mp4",6', '"b.mp4",5', '"sub/c.mp4",4', '"vfr.mp4",6']
+    rows = json.loads(invoke("query", sql, "--store", store, "-f", "json").output)
+    assert rows[0] == {"video_id": "a.mp4", "n": 6}
+    out = tmp_path / "r.parquet"
+    assert invoke("query", "SELECT * FROM frames", "--store", store, "-f", "parquet", "-o", out).exit_code == 0
+    assert pq.read_table(out).num_rows == 42
+    embedding_csv = invoke("query", "SELECT embedding FROM frames LIMIT 1", "--store", store, "-f", "csv").output
+    assert len(json.loads(json.loads(embedding_csv.splitlines()[1]))) in (32, 768)
+    refused = invoke("query", "DELETE FROM videos", "--store", store)
+    assert refused.exit_code == 2 and "read-only" in refused.output
+
+
+def test_search(store):
+    result = invoke("search", "a grey square", "--store", store, "-k", "3", "--json")
+    assert result.exit_code == 0, result.output
+    hits = [json.loads(line) for line in result.output.splitlines()]
+    assert len(hits) == 3 and hits[0]["score"] >= hits[1]["score"] >= hits[2]["score"]
+    assert {"video_id", "t_start", "t_end", "score"} <= hits[0].keys()
+    table = invoke("search", "a grey square", "--store", store, "-k", "2")
+    assert table.exit_code == 0 and "rank" in table.output
+    wrong = invoke("search", "x", "--store", store, "--encoder", "pixels")
+    assert wrong.exit_code == 2 and "cannot embed text" in wrong.output

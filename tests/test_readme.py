@@ -1,0 +1,48 @@
+"""The README's commands work: set-up and test commands match CI, and the offline tour runs."""
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+CI = Path(__file__).resolve().parents[1] / ".ci" / "run"
+
+
+def code_blocks(text: str) -> list[tuple[str, str]]:
+    """(heading above, body) of every fenced block."""
+    blocks, heading = [], ""
+    for match in re.finditer(r"^(#+ [^\n]*)$|^```(\w*)\n(.*?)^```", text, flags=re.M | re.S):
+        if match.group(1):
+            heading = match.group(1)
+        else:
+            blocks.append((heading, match.group(2), match.group(3)))
+    return blocks
+
+
+def test_readme_opens_with_install_and_test_and_ci_runs_them():
+    blocks = code_blocks(README.read_text())
+    first = [line for line in blocks[0][2].splitlines() if line.strip()]
+    assert first[0].startswith("pip install -e") and "[test]" in first[0]
+    ci = CI.read_text()
+    assert first[0] in ci and first[1] in ci.splitlines()  # CI runs exactly the README's test command
+    assert blocks[1][2].strip() == "alex extract --videos ~/clips"
+
+
+def test_offline_tour_and_python_api_run(tmp_path):
+    blocks = code_blocks(README.read_text())
+    tour = next(body for heading, _, body in blocks if "tour" in heading.lower())
+    for line in tour.strip().splitlines():
+        args = shlex.split(line)
+        assert args[0] == "alex"
+        result = subprocess.run([sys.executable, "-m", "alex", *args[1:]], cwd=tmp_path, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+        if args[1] == "query" and "--format" in args:
+            assert result.stdout.splitlines()[0] == '"video_id","t_start","t_end"'
+        if args[1] == "info":
+            assert "60 ok, 0 failed" in result.stdout
+    python = next(body for _, lang, body in blocks if lang == "python")
+    result = subprocess.run([sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
