@@ -79,7 +79,9 @@ class ExtractReport:
 class _Video:
     task_id: int
     file: VideoFile
-    fingerprint: str
+    size: int
+    mtime_ns: int
+    fingerprint: str | None  # None until a decode worker has hashed the file
     encoders: list[str]
     received: int = 0
     encoded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -144,7 +146,7 @@ def extract(options: ExtractOptions) -> ExtractReport:
             if name not in writer.config["encoders"]:
                 writer.set_encoder_config(name, {**encoder.config(), **identities[name], "alex_version": __version__})
         for file, reason in unreadable:
-            writer.fail_video(_row(file, "", None, STATUS_ERROR, reason))
+            writer.fail_video(_row(file, None, STATUS_ERROR, reason))
             report.failed.append((file.video_id, reason))
         if videos:
             _Run(options, writer, encoders, videos, sampling, device, report).run()
@@ -154,22 +156,32 @@ def extract(options: ExtractOptions) -> ExtractReport:
 
 def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry_errors: bool,
           report: ExtractReport) -> tuple[list[_Video], list[tuple[VideoFile, str]]]:
-    """Which videos need which encoders, from the live rows of an existing store."""
-    live: dict[str, tuple[str, str, str | None]] = {}
+    """Which videos need which encoders, from the live rows of an existing store.
+
+    A file whose size and modification time match its live row keeps that row's fingerprint;
+    one whose stat changed is hashed to see whether its content did; new files are hashed later,
+    by the decode workers.
+    """
+    live: dict[str, tuple] = {}
     done: set[tuple[str, str]] = set()
     if store is not None:
         with Store(store) as s:
-            live = {r[0]: (r[1], r[2], r[3]) for r in s.con.execute("SELECT video_id, fingerprint, status, error FROM videos").fetchall()}
+            rows = s.con.execute("SELECT video_id, fingerprint, status, error, size_bytes, mtime_ns FROM videos").fetchall()
+            live = {r[0]: r[1:] for r in rows}
             done = set(s.con.execute("SELECT video_id, encoder FROM _items_live").fetchall())
     videos, unreadable = [], []
     for file in files:
         try:
-            fp = fingerprint(file.path)
+            stat = file.path.stat()
+            prior = live.get(file.video_id)
+            fp = None
+            if prior is not None:
+                unchanged_stat = (prior[3], prior[4]) == (stat.st_size, stat.st_mtime_ns)
+                fp = prior[0] if unchanged_stat else fingerprint(file.path)
         except OSError as exc:
             unreadable.append((file, f"cannot read file: {exc.strerror or exc}"))
             continue
-        prior = live.get(file.video_id)
-        if prior is not None and prior[0] == fp:
+        if prior is not None and fp == prior[0]:
             missing = [e for e in encoders if (file.video_id, e) not in done]
             if prior[1] == STATUS_ERROR and not retry_errors:
                 report.failed_before.append((file.video_id, prior[2] or "failed before"))
@@ -179,20 +191,18 @@ def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry
                 continue
         else:
             missing = list(encoders)
-        videos.append(_Video(len(videos), file, fp, missing))
+        videos.append(_Video(len(videos), file, stat.st_size, stat.st_mtime_ns, fp, missing))
     return videos, unreadable
 
 
-def _row(file: VideoFile, fp: str, info: dict[str, Any] | None, status: str, error: str | None) -> dict[str, Any]:
-    try:
-        size = file.size
-    except OSError:
-        size = None
+def _row(video: "_Video | VideoFile", info: dict[str, Any] | None, status: str, error: str | None) -> dict[str, Any]:
+    file = video.file if isinstance(video, _Video) else video
     return {
         "video_id": file.video_id,
         "source_path": str(file.path.resolve()),
-        "size_bytes": size,
-        "fingerprint": fp,
+        "size_bytes": getattr(video, "size", None),
+        "mtime_ns": getattr(video, "mtime_ns", None),
+        "fingerprint": getattr(video, "fingerprint", None),
         **(info or {}),
         "status": status,
         "error": error,
@@ -213,7 +223,7 @@ class _Run:
         workers = default_workers() if options.workers is None else options.workers
         tasks = [
             DecodeTask(v.task_id, str(v.file.path), {e: encoders[e].transform for e in v.encoders}, sampling,
-                       threads=options.decoder_threads)
+                       threads=options.decoder_threads, fingerprint=v.fingerprint)
             for v in videos
         ]
         self.decoder = ProcessDecoder(tasks, workers) if workers > 0 else InlineDecoder(tasks)
@@ -252,11 +262,11 @@ class _Run:
             return
         if kind == "start":
             video.started = True
-            self.writer.begin_video(video.file.video_id, video.fingerprint)
+            self.writer.begin_video(video.file.video_id)
         elif kind == "frames":
             self._add_frames(video, message[2])
         elif kind == "done":
-            video.info, stats = message[2], message[3]
+            video.info, stats, video.fingerprint = message[2], message[3], message[4]
             self.profile["decode_s"] += stats.decode_s
             self.profile["preprocess_s"] += stats.preprocess_s
             if video.received == 0:
@@ -264,6 +274,7 @@ class _Run:
             else:
                 self._maybe_finish(video)
         elif kind == "error":
+            video.fingerprint = message[4] or video.fingerprint
             self._fail(video, message[2], message[3])
 
     def _add_frames(self, video: _Video, chunk: FrameChunk) -> None:
@@ -326,7 +337,7 @@ class _Run:
         if any(video.encoded[name] < video.received for name in video.encoders):
             return
         t0 = time.perf_counter()
-        self.writer.finish_video(_row(video.file, video.fingerprint, video.info, STATUS_OK, None), video.encoders)
+        self.writer.finish_video(_row(video, video.info, STATUS_OK, None), video.encoders)
         self.profile["write_s"] += time.perf_counter() - t0
         video.finished = True
         self.report.ok.append(video.file.video_id)
@@ -336,6 +347,6 @@ class _Run:
         video.finished = True
         for name in self.buffers:
             self.buffers[name] = [p for p in self.buffers[name] if p.task_id != video.task_id]
-        self.writer.fail_video(_row(video.file, video.fingerprint, info, STATUS_ERROR, reason))
+        self.writer.fail_video(_row(video, info, STATUS_ERROR, reason))
         self.report.failed.append((video.file.video_id, reason))
         self.progress.video_done()

@@ -19,6 +19,7 @@ import numpy as np
 
 from alex.errors import VideoDecodeError
 from alex.pipeline.decode import VideoReader, frame_to_rgb
+from alex.pipeline.listing import fingerprint
 from alex.pipeline.sampling import Sampling, even_targets, fps_targets, sample_stream
 
 CHUNK_FRAMES = 8
@@ -31,6 +32,7 @@ class DecodeTask:
     transforms: dict[str, Callable[[np.ndarray], np.ndarray]]  # encoder name -> spatial preprocessing
     sampling: Sampling
     threads: int = 0
+    fingerprint: str | None = None  # None: hash the file here, in parallel with other workers
 
 
 @dataclass
@@ -52,14 +54,20 @@ class DecodeStats:
 
 
 # Messages on the result queue, as tuples: ("start", task_id, pid) ("frames", task_id, FrameChunk)
-# ("done", task_id, info dict, DecodeStats) ("error", task_id, reason, info dict | None)
+# ("done", task_id, info dict, DecodeStats, fingerprint) ("error", task_id, reason, info dict | None, fingerprint)
 
 
 def decode_task(task: DecodeTask, chunk_frames: int = CHUNK_FRAMES) -> Iterator[tuple]:
     """Decode one video into messages; a decode failure is an ``error`` message, never an exception."""
     stats = DecodeStats()
     reader: VideoReader | None = None
+    digest = task.fingerprint
     try:
+        if digest is None:
+            try:
+                digest = fingerprint(task.path)
+            except OSError as exc:
+                raise VideoDecodeError(task.path, f"cannot read file: {exc.strerror or exc}") from exc
         reader = VideoReader(task.path, threads=task.threads)
         if task.sampling.num_frames is not None:
             t_first, t_last = reader.time_bounds()
@@ -87,11 +95,11 @@ def decode_task(task: DecodeTask, chunk_frames: int = CHUNK_FRAMES) -> Iterator[
                 chunk = []
         if chunk:
             yield ("frames", task.task_id, _pack(chunk))
-        yield ("done", task.task_id, reader.info().to_row(), stats)
+        yield ("done", task.task_id, reader.info().to_row(), stats, digest)
     except VideoDecodeError as exc:
-        yield ("error", task.task_id, exc.reason, _safe_info(reader))
+        yield ("error", task.task_id, exc.reason, _safe_info(reader), digest)
     except Exception as exc:  # a bug or an exotic file must not take the run down
-        yield ("error", task.task_id, f"unexpected {type(exc).__name__}: {exc}"[:300], _safe_info(reader))
+        yield ("error", task.task_id, f"unexpected {type(exc).__name__}: {exc}"[:300], _safe_info(reader), digest)
     finally:
         if reader is not None:
             reader.close()
@@ -233,7 +241,7 @@ class ProcessDecoder:
             self._pending.extend(self._by_id[t] for t in reversed(assigned[1:]))
             if assigned:
                 self._finish(assigned[0])
-                yield ("error", assigned[0], f"the decoder process died while decoding (exit code {code})", None)
+                yield ("error", assigned[0], f"the decoder process died while decoding (exit code {code})", None, None)
             self._feed()
 
     def close(self) -> None:

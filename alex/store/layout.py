@@ -49,6 +49,7 @@ VIDEOS_SCHEMA = pa.schema(
         ("video_id", pa.string()),
         ("source_path", pa.string()),
         ("size_bytes", pa.int64()),
+        ("mtime_ns", pa.int64()),
         ("fingerprint", pa.string()),
         ("duration", pa.float64()),
         ("fps", pa.float64()),

@@ -70,7 +70,6 @@ class StepBatch:
 @dataclass
 class _OpenVideo:
     segment: "_Segment"
-    fingerprint: str
     encoders: dict[str, list[StepBatch]] = field(default_factory=dict)  # pooled rows per encoder
     arrays: dict[str, dict[str, list[np.ndarray]]] = field(default_factory=dict)  # encoder -> name -> pending
     pending_bytes: int = 0
@@ -174,11 +173,11 @@ class StoreWriter:
         self._segments.append(segment)
         return segment
 
-    def begin_video(self, video_id: str, fingerprint: str) -> None:
+    def begin_video(self, video_id: str) -> None:
         segment = self._open_segment()
         segment.admitted += 1
         segment.open_videos.add(video_id)
-        self._videos[video_id] = _OpenVideo(segment, fingerprint)
+        self._videos[video_id] = _OpenVideo(segment)
 
     def append(self, video_id: str, encoder: str, steps: StepBatch) -> None:
         """Write a batch of steps; raises NonFiniteFeatureError (writing nothing) on NaN or inf."""
@@ -227,7 +226,8 @@ class StoreWriter:
         video.pending_bytes = 0
 
     def finish_video(self, row: dict[str, Any], encoders: list[str]) -> None:
-        """Commit a finished video: its ``videos`` row, one item per encoder and the frames rows."""
+        """Commit a finished video: its ``videos`` row (with its ``fingerprint``), one item per encoder
+        and the frames rows."""
         video_id = row["video_id"]
         video = self._videos.pop(video_id)
         segment = video.segment
@@ -238,7 +238,7 @@ class StoreWriter:
             if batches:
                 segment.frame_tables.setdefault(encoder, []).append(self._frames_table(video_id, encoder, batches, segment.name))
             segment.item_rows.append(
-                {"video_id": video_id, "encoder": encoder, "fingerprint": video.fingerprint,
+                {"video_id": video_id, "encoder": encoder, "fingerprint": row["fingerprint"],
                  "num_steps": num_steps, "segment": segment.name}
             )
             self._flush_frames(segment, encoder, final=False)
@@ -251,7 +251,7 @@ class StoreWriter:
         video_id = row["video_id"]
         video = self._videos.pop(video_id, None)
         if video is None:  # failed before it started (e.g. cannot be fingerprinted)
-            self.begin_video(video_id, row.get("fingerprint") or "")
+            self.begin_video(video_id)
             video = self._videos.pop(video_id)
         segment = video.segment
         self._drop_arrays(segment, video_id, list(video.arrays))

@@ -229,3 +229,19 @@ def test_non_finite_features_are_refused(clips, tmp_path, monkeypatch):
     assert report.exit_code == 1 and "non-finite" in report.failed[0][1]
     with alex.open_store(tmp_path / "s") as s:
         assert s.sql("SELECT count(*) FROM frames").fetchall()[0][0] == 0
+
+
+def test_several_encoders_share_one_decode_pass(clips, tmp_path, monkeypatch):
+    import alex.pipeline.workers as workers
+
+    opened = []
+    original = workers.VideoReader
+
+    class CountingReader(original):
+        def __init__(self, path, *args, **kwargs):
+            opened.append(path)
+            super().__init__(path, *args, **kwargs)
+
+    monkeypatch.setattr(workers, "VideoReader", CountingReader)
+    report = run(clips, tmp_path / "s", encoders=["pixels", "clip:tiny@random", "p8=pixels:8"])
+    assert report.exit_code == 0 and len(opened) == 4  # one decode per video, three encoders

@@ -117,7 +117,7 @@ def test_unsealed_segments_are_invisible_and_cleaned(tmp_path):
     root = tmp_path / "s"
     writer = StoreWriter(root)
     writer.set_encoder_config("e", {"family": "pixels", "dim": 4, "dtype": "float16", "sampling": {}})
-    writer.begin_video("a.mp4", "fp")
+    writer.begin_video("a.mp4")
     writer.append("a.mp4", "e", _steps(3, 4))
     writer.finish_video({"video_id": "a.mp4", "fingerprint": "fp", "status": "ok"}, ["e"])
     # Not sealed yet: a reader sees nothing (a crash here loses only this segment).
@@ -135,7 +135,7 @@ def test_long_videos_spill_to_disk_in_chunks(tmp_path, monkeypatch):
     monkeypatch.setattr(writer_module, "SPILL_BYTES", 1000)
     with StoreWriter(tmp_path / "s") as writer:
         writer.set_encoder_config("e", {"family": "x", "dim": 16, "dtype": "float32", "sampling": {}})
-        writer.begin_video("long.mp4", "fp")
+        writer.begin_video("long.mp4")
         for k in range(10):
             writer.append("long.mp4", "e", _steps(20, 16, start=20 * k))
             assert writer._videos["long.mp4"].pending_bytes <= 1000 + 20 * 16 * 4 + 2 * 20 * 8
