@@ -127,9 +127,17 @@ class VideoReader:
             raise VideoDecodeError(self.path, f"reading packets failed ({_reason(exc)})") from exc
         if not times:
             raise VideoDecodeError(self.path, "the video stream has no timestamped packets")
-        self.container.seek(0, stream=self.stream, backward=True, any_frame=False)
         base: Fraction = self.stream.time_base
+        self._reopen()  # back to the start; seeking is not reliable in every container
         return float(min(times) * base), float(max(times) * base)
+
+    def _reopen(self) -> None:
+        index, threads = self.stream.index, self.stream.thread_count
+        self.container.close()
+        self.container = open_video(self.path)
+        self.stream = self.container.streams[index]
+        self.stream.thread_type = "AUTO"
+        self.stream.thread_count = threads
 
     def info(self) -> VideoInfo:
         """Metadata of the video; after decoding, duration and rotation come from the frames themselves."""

@@ -51,7 +51,7 @@ class ExtractOptions:
     device: str = "auto"
     batch_size: int = 32
     workers: int | None = None
-    decoder_threads: int = 0
+    decoder_threads: int = 0  # FFmpeg threads per decode process; 0: the cores divided among the workers
     quiet: bool = True
     shard_videos: int = 256
 
@@ -221,9 +221,11 @@ class _Run:
         self.videos = {v.task_id: v for v in videos}
         self.buffers: dict[str, list[_Pending]] = {name: [] for name in encoders}
         workers = default_workers() if options.workers is None else options.workers
+        # Split the cores between decode processes rather than letting each take them all.
+        threads = options.decoder_threads or max(1, (os.cpu_count() or 1) // max(1, workers))
         tasks = [
             DecodeTask(v.task_id, str(v.file.path), {e: encoders[e].transform for e in v.encoders}, sampling,
-                       threads=options.decoder_threads, fingerprint=v.fingerprint)
+                       threads=threads, fingerprint=v.fingerprint)
             for v in videos
         ]
         self.decoder = ProcessDecoder(tasks, workers) if workers > 0 else InlineDecoder(tasks)
@@ -231,7 +233,6 @@ class _Run:
         self.profile = report.profile
 
     def run(self) -> None:
-        aborted = True
         try:
             messages = self.decoder.messages()
             while True:
@@ -245,12 +246,9 @@ class _Run:
                 else:
                     self._handle(message)
             self._encode_all()
-            aborted = False
         finally:
             self.decoder.close()
             self.progress.close()
-            if aborted:
-                self.report.profile["aborted"] = 1.0
         unfinished = [v.file.video_id for v in self.videos.values() if not v.finished]
         if unfinished:
             raise RuntimeError(f"extraction ended with unfinished videos: {unfinished[:5]}")

@@ -44,7 +44,7 @@ class Store:
         self.con = duckdb.connect(":memory:")
         files = create_views(self.con, self.root, self.config)
         # Lock the connection down: it may read exactly the store's files and nothing else.
-        allowed = ", ".join("'" + str(p.resolve()).replace("'", "''") + "'" for p in files)
+        allowed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
         self.con.execute(f"SET allowed_paths = [{allowed}]")
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")

@@ -86,7 +86,7 @@ def encoders_table(config: dict[str, Any]) -> pa.Table:
 
 def create_views(con: duckdb.DuckDBPyConnection, root: Path, config: dict[str, Any]) -> list[Path]:
     """Create the views on ``con``; returns the files they read (for a read-only allow-list)."""
-    files = store_files(root)
+    files = store_files(root.resolve())
     _source(con, "_videos_all", files["videos"], VIDEOS_SCHEMA)
     _source(con, "_items_all", files["items"], ITEMS_SCHEMA)
     _source(con, "_frames_all", files["frames"], EMPTY_FRAMES)
