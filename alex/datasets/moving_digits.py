@@ -1,7 +1,7 @@
 """Moving handwritten digits: small labelled videos for tests, the demo and learning checks.
 
 Each video shows one real handwritten digit (scikit-learn's bundled UCI digits, 8x8 scans
-upscaled) gliding in one of four directions. It comes with a class label (the digit), a caption
+upscaled) starting near the centre and gliding in one of four directions. It comes with a class label (the digit), a caption
 ("the digit 7 moves left") and per-frame actions (the velocity in pixels per frame), written as
 ``labels.csv``, ``captions.jsonl`` and ``actions.parquet`` keyed by ``video_id``.
 """
@@ -53,7 +53,7 @@ def make_moving_digits(
     fps: int = 10,
     size: int = 64,
     scale: int = 3,
-    speed: float = 1.5,
+    speed: float = 1.0,
     seed: int = 0,
 ) -> MovingDigits:
     """Write ``num_videos`` videos of ``frames`` frames (size x size) and their label files."""
@@ -64,7 +64,8 @@ def make_moving_digits(
     out = Path(out)
     video_dir = out / "videos"
     glyph_size = 8 * scale
-    travel = speed * (frames - 1)
+    if speed * (frames - 1) > (size - glyph_size) / 2 - 1:
+        raise ValueError(f"a digit moving {speed} px/frame for {frames} frames leaves the {size}px canvas")
     items: list[MovingDigit] = []
     action_rows: dict[str, list] = {"video_id": [], "timestamp": [], "actions": []}
     for n in range(num_videos):
@@ -72,10 +73,8 @@ def make_moving_digits(
         digit = int(digits.target[sample])
         direction = list(DIRECTIONS)[int(rng.integers(4))]
         dx, dy = (d * speed for d in DIRECTIONS[direction])
-        free = size - glyph_size
-        # Start where the whole path stays on the canvas.
-        x0 = rng.uniform(travel if dx < 0 else 0, free - (travel if dx > 0 else 0))
-        y0 = rng.uniform(travel if dy < 0 else 0, free - (travel if dy > 0 else 0))
+        # Start near the centre (a pixel of jitter) and glide outwards: the path stays on the canvas.
+        x0, y0 = (size - glyph_size) / 2 + rng.uniform(-1, 1, size=2)
         glyph = _digit_glyph(digits.images[sample], scale)
         video_frames = []
         for t in range(frames):

@@ -1,0 +1,101 @@
+"""From a store and a labels file to the videos a head trains on, split, with counts of what was
+skipped and why (never silently)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from alex.errors import UsageError
+from alex.heads.labels import SPLITS, LabelTable
+from alex.store.dataset import FeatureDataset, locate
+from alex.store.reader import Store
+
+SIGNATURE_KEYS = ("spec", "dim", "sampling", "dtype")
+
+
+def input_signature(store: Store, inputs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """What each input's features are (model, size, sampling), to refuse mismatched stores later."""
+    missing = [name for name in inputs if name not in store.encoders]
+    if missing:
+        raise UsageError(
+            f"store {store.root} has no encoder {', '.join(repr(m) for m in missing)} "
+            f"(it has: {', '.join(sorted(store.encoders)) or 'none'}); choose --inputs among those"
+        )
+    return {name: {key: store.encoders[name].get(key) for key in SIGNATURE_KEYS} for name in inputs}
+
+
+def check_signature(store: Store, expected: dict[str, dict[str, Any]]) -> None:
+    found = input_signature(store, list(expected))
+    for name, want in expected.items():
+        if found[name] != want:
+            raise UsageError(
+                f"input '{name}' of store {store.root} is {found[name]['spec']} "
+                f"({found[name]['sampling']}, dim {found[name]['dim']}), but the head was trained on "
+                f"{want['spec']} ({want['sampling']}, dim {want['dim']}): its features would mean something else"
+            )
+
+
+def usable_videos(store: Store, inputs: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+    """Videos with status ok and live features for every input; counts of the others."""
+    rows = store.con.execute(
+        """
+        SELECT v.video_id, v.status, count(DISTINCT i.encoder) FILTER (WHERE i.encoder IN (SELECT unnest($inputs)))
+        FROM videos v LEFT JOIN _items_live i USING (video_id)
+        GROUP BY v.video_id, v.status ORDER BY v.video_id
+        """,
+        {"inputs": list(inputs)},
+    ).fetchall()
+    usable = [v for v, status, n in rows if status == "ok" and n == len(inputs)]
+    skipped = {
+        "status error": sum(1 for _, status, _ in rows if status != "ok"),
+        "missing features": sum(1 for _, status, n in rows if status == "ok" and n < len(inputs)),
+    }
+    return usable, skipped
+
+
+def sort_labels(labels: set[str]) -> list[str]:
+    """Numeric labels in numeric order, others alphabetically."""
+    try:
+        return sorted(labels, key=lambda x: float(x))
+    except ValueError:
+        return sorted(labels)
+
+
+@dataclass
+class Selection:
+    splits: dict[str, list[str]]
+    labels: dict[str, str]
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {split: len(ids) for split, ids in self.splits.items()}
+
+
+def select_labelled(store: Store, table: LabelTable, inputs: Sequence[str], require: Sequence[str] = SPLITS) -> Selection:
+    """Labelled, usable videos per split. Unknown ids and empty required splits are errors."""
+    known = {v for (v,) in store.con.execute("SELECT video_id FROM videos").fetchall()}
+    unknown = sorted(set(table.labels) - known)
+    if unknown:
+        raise UsageError(
+            f"labels file {table.path} names {len(unknown)} video(s) that are not in store {store.root}, "
+            f"e.g. {', '.join(unknown[:3])}; video_id must be the path relative to the videos folder, as in "
+            "`alex query \"SELECT video_id FROM videos\"`"
+        )
+    usable, skipped = usable_videos(store, inputs)
+    skipped["no label"] = sum(1 for v in usable if v not in table.labels)
+    splits = {split: [v for v in usable if v in table.labels and table.splits[v] == split] for split in SPLITS}
+    for split in require:
+        if not splits[split]:
+            counts = ", ".join(f"{s} {len(ids)}" for s, ids in splits.items())
+            raise UsageError(
+                f"labels file {table.path}: the {split} split is empty ({counts} usable labelled videos); "
+                "add a 'split' column or change --split fractions"
+            )
+    return Selection(splits, {v: table.labels[v] for ids in splits.values() for v in ids}, skipped)
+
+
+def make_dataset(store: Store, video_ids: list[str], inputs: Sequence[str], label2id: dict[str, int] | None = None,
+                 labels: dict[str, str] | None = None) -> FeatureDataset:
+    ids = [label2id[labels[v]] for v in video_ids] if label2id is not None and labels is not None else None
+    return FeatureDataset(locate(store, video_ids, inputs), inputs, ids)

@@ -1,0 +1,103 @@
+"""Labels for training, read through DuckDB (CSV, JSON Lines or Parquet), and the split.
+
+A labels file is keyed by ``video_id`` with a ``label`` column for classification and an
+optional ``split`` column (train / validation / test). Without one, each video goes to a split
+by a hash of its id, so the split never changes between runs, seeds or machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from alex.errors import UsageError
+
+SPLITS = ("train", "validation", "test")
+SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
+                 "validation": "validation", "dev": "validation", "test": "test", "eval": "test"}
+DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
+
+
+@dataclass
+class LabelTable:
+    """video_id -> label (as text) and split, from one labels file."""
+
+    path: Path
+    labels: dict[str, str]
+    splits: dict[str, str]
+    columns: list[str] = field(default_factory=list)
+
+
+def read_table(path: str | Path) -> duckdb.DuckDBPyRelation:
+    """Open a CSV, JSON Lines or Parquet file as a DuckDB relation (by extension)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"labels file {path} does not exist")
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    con = duckdb.connect()
+    quoted = "'" + str(path).replace("'", "''") + "'"
+    try:
+        if suffix.startswith(".csv") or suffix.startswith(".tsv"):
+            return con.sql(f"SELECT * FROM read_csv({quoted}, auto_detect = true, header = true)")
+        if suffix.startswith((".jsonl", ".ndjson", ".json")):
+            return con.sql(f"SELECT * FROM read_json({quoted}, format = 'newline_delimited')")
+        if suffix.startswith(".parquet") or suffix == ".pq":
+            return con.sql(f"SELECT * FROM read_parquet({quoted})")
+    except duckdb.Error as exc:
+        raise UsageError(f"labels file {path} cannot be read: {str(exc).splitlines()[0]}") from exc
+    raise UsageError(f"labels file {path}: use .csv, .jsonl or .parquet (got {path.suffix or 'no extension'})")
+
+
+def hash_split(video_id: str, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> str:
+    """Deterministic split from a hash of the id (the same on every machine and run)."""
+    value = int.from_bytes(hashlib.blake2b(video_id.encode(), digest_size=8).digest(), "big") / 2**64
+    train, validation, _ = fractions
+    if value < train:
+        return "train"
+    return "validation" if value < train + validation else "test"
+
+
+def check_fractions(fractions: tuple[float, ...]) -> tuple[float, float, float]:
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        raise UsageError(f"split fractions must be three non-negative numbers that sum to 1 (train,validation,test); got {fractions}")
+    return tuple(fractions)  # type: ignore[return-value]
+
+
+def read_labels(path: str | Path, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+                label_column: str = "label") -> LabelTable:
+    """Read and validate a labels file; every problem names the file."""
+    path = Path(path)
+    relation = read_table(path)
+    columns = relation.columns
+    missing = [c for c in ("video_id", label_column) if c not in columns]
+    if missing:
+        raise UsageError(f"labels file {path} has no column {', '.join(repr(m) for m in missing)} (it has: {', '.join(columns)})")
+    has_split = "split" in columns
+    select = f'video_id, "{label_column}"' + (", split" if has_split else "")
+    rows = relation.select(select).fetchall()
+    labels: dict[str, str] = {}
+    splits: dict[str, str] = {}
+    duplicates = []
+    for row in rows:
+        video_id, label = row[0], row[1]
+        if video_id is None or label is None:
+            raise UsageError(f"labels file {path} has an empty video_id or {label_column} (row {row})")
+        video_id = str(video_id)
+        if video_id in labels:
+            duplicates.append(video_id)
+        labels[video_id] = str(label)
+        if has_split:
+            split = SPLIT_ALIASES.get(str(row[2]).strip().lower()) if row[2] is not None else None
+            if split is None:
+                raise UsageError(f"labels file {path}: split {row[2]!r} of {video_id} is not one of train, validation, test")
+            splits[video_id] = split
+        else:
+            splits[video_id] = hash_split(video_id, fractions)
+    if duplicates:
+        raise UsageError(f"labels file {path} lists {len(duplicates)} video(s) more than once, e.g. {duplicates[0]}")
+    if not labels:
+        raise UsageError(f"labels file {path} has no rows")
+    return LabelTable(path, labels, splits, list(columns))
