@@ -239,6 +239,128 @@ def search(
     out.print(view)
 
 
+def _parse_settings(settings: list[str]) -> dict[str, Any]:
+    """``key=value`` pairs; values are read as JSON when they parse (numbers, true, lists), else text."""
+    parsed = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            err.print(f"[bold red]error:[/] --set {item!r}: expected key=value (e.g. --set num_queries=4)")
+            raise typer.Exit(2)
+        try:
+            parsed[key] = json.loads(value)
+        except json.JSONDecodeError:
+            parsed[key] = value
+    return parsed
+
+
+def _parse_split(text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        err.print(f"[bold red]error:[/] --split {text!r}: expected three fractions, train,validation,test (e.g. 0.7,0.15,0.15)")
+        raise typer.Exit(2)
+    return values  # type: ignore[return-value]
+
+
+def _quiet_transformers() -> None:
+    """Command-line runs show alex's own progress; transformers' loading bars and notices are noise there."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+    out.print(f"{title}: {shown}", highlight=False)
+
+
+@app.command()
+def train(
+    features: Path = typer.Option(..., "--features", help="Feature store written by `alex extract`."),
+    labels: Path = typer.Option(..., "--labels", help="CSV, JSON Lines or Parquet with video_id and label (optional split)."),
+    head: str = typer.Option("probe", "--head", help="probe (V-JEPA attentive probe) or perceiver."),
+    inputs: str = typer.Option("clip", "--inputs", help="Comma-separated store encoders the head reads, e.g. clip,audio."),
+    output: Path = typer.Option(..., "--output", "-o", help="Run folder: head, configs, metrics, plots, checkpoints, TensorBoard logs."),
+    epochs: int = typer.Option(30, "--epochs"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    learning_rate: float = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW, cosine schedule, warm-up)."),
+    weight_decay: float = typer.Option(0.05, "--weight-decay"),
+    seed: int = typer.Option(0, "--seed", help="Seeds the head's initial weights and the data order (reproducible on CPU)."),
+    split: str = typer.Option("0.7,0.15,0.15", "--split", help="train,validation,test fractions when the labels have no split column."),
+    patience: int = typer.Option(5, "--patience", help="Stop after this many epochs without a better validation accuracy."),
+    hidden_size: int = typer.Option(128, "--hidden-size", help="Width of the head."),
+    timestamp_encoding: str = typer.Option("sinusoidal", "--timestamp-encoding", help="time2vec, sinusoidal or none."),
+    settings: Optional[List[str]] = typer.Option(None, "--set", help="Head config key=value (repeatable), e.g. --set num_queries=4."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU trains in bf16/fp16)."),
+    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a head on cached features only (no video is decoded)."""
+    from alex.heads.training import TrainOptions, train as run_train
+
+    _quiet_transformers()
+
+    options = TrainOptions(
+        features=features, labels=labels, output=output, head=head, inputs=[i.strip() for i in inputs.split(",") if i.strip()],
+        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay, seed=seed,
+        split=_parse_split(split), patience=patience, hidden_size=hidden_size, timestamp_encoding=timestamp_encoding,
+        head_config=_parse_settings(list(settings or [])), device=device, num_workers=workers, resume=resume,
+        quiet=quiet or not out.is_terminal,
+    )
+    metrics = _run(lambda: run_train(options, say=lambda line: out.print(line, highlight=False)))
+    _print_metrics("validation", metrics["validation"])
+    _print_metrics("test", metrics["test"])
+    out.print(f"run folder {output}: head (config.json, model.safetensors), training_config.json, metrics.json, "
+              f"training_curve.png, confusion_matrix.png, tensorboard/", highlight=False)
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run folder written by `alex train`."),
+    features: Path = typer.Option(..., "--features", help="Feature store with the head's inputs."),
+    labels: Path = typer.Option(..., "--labels", help="Labels file (split by the run's own rule unless it has a split column)."),
+    split: str = typer.Option("test", "--split", help="train, validation or test."),
+    device: str = typer.Option("auto", "--device"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Metrics of a trained head on one split."""
+    from alex.heads.evaluation import evaluate_run
+
+    _quiet_transformers()
+
+    if split not in ("train", "validation", "test"):
+        err.print(f"[bold red]error:[/] --split {split}: choose train, validation or test")
+        raise typer.Exit(2)
+    result = _run(lambda: evaluate_run(run, features, labels, split=split, device=device))
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    _print_metrics(f"{split} ({result['videos']} videos)", result)
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Run folder written by `alex train`."),
+    features: Path = typer.Option(..., "--features", help="Feature store with the head's inputs."),
+    output: Path = typer.Option(..., "--output", "-o", help="Parquet file: video_id, label, label_id, score, probabilities."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Predict every usable video of a store; the Parquet joins with `videos` on video_id."""
+    from alex.heads.evaluation import predict_run
+
+    _quiet_transformers()
+
+    result = _run(lambda: predict_run(run, features, output, device=device))
+    skipped = ", ".join(f"{v} {k}" for k, v in result["skipped"].items() if v)
+    out.print(f"predicted {result['videos']} video(s) into {output}" + (f"; skipped {skipped}" if skipped else ""),
+              highlight=False)
+
+
 @app.command()
 def demo(
     output: Path = typer.Option(Path("alex-demo"), "--output", "-o", help="Folder for the demo's videos and store."),

@@ -44,17 +44,20 @@ class Time2Vec(nn.Module):
 
 
 class SinusoidalTime(nn.Module):
-    """(...,) seconds -> (..., width): fixed sin/cos at geometrically spaced periods."""
+    """(...,) seconds -> (..., width): fixed sin/cos at geometrically spaced periods.
+
+    The frequencies are computed in ``forward`` rather than kept in a buffer, so nothing about
+    them depends on how the module was created or loaded."""
 
     def __init__(self, width: int, min_period: float = 0.5, max_period: float = 10_000.0):
         super().__init__()
-        half = width // 2
-        periods = min_period * (max_period / min_period) ** (torch.arange(half) / max(1, half - 1))
-        self.register_buffer("omega", 2 * math.pi / periods, persistent=False)
-        self.width = width
+        self.width, self.min_period, self.max_period = width, min_period, max_period
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        angles = t.unsqueeze(-1).float() * self.omega  # (..., width // 2)
+        half = self.width // 2
+        steps = torch.arange(half, device=t.device, dtype=torch.float32) / max(1, half - 1)
+        omega = 2 * math.pi / (self.min_period * (self.max_period / self.min_period) ** steps)  # (width // 2,)
+        angles = t.unsqueeze(-1).float() * omega  # (..., width // 2)
         out = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1)
         if out.shape[-1] < self.width:
             out = nn.functional.pad(out, (0, self.width - out.shape[-1]))

@@ -83,6 +83,7 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
     import transformers
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
     from transformers.integrations import TensorBoardCallback
+    from transformers.trainer_callback import PrinterCallback
     from transformers.trainer_utils import get_last_checkpoint
 
     check_fractions(options.split)
@@ -164,6 +165,8 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
         compute_metrics=lambda p: classification_metrics(np.asarray(p.predictions), np.asarray(p.label_ids)),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience), TensorBoardCallback(tensorboard)],
     )
+    if options.quiet:
+        trainer.remove_callback(PrinterCallback)
     trainer.train(resume_from_checkpoint=last)
     tensorboard.close()
 
