@@ -38,6 +38,8 @@ class ClassificationHeadConfig(PretrainedConfig):
         self.dropout = dropout
         self.initializer_range = initializer_range
         super().__init__(**kwargs)
+        if self.id2label and not getattr(self, "label2id", None):
+            self.label2id = {label: int(i) for i, label in self.id2label.items()}
 
 
 class ClassificationHead(PreTrainedModel):

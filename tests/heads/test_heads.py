@@ -1,0 +1,94 @@
+import pytest
+import torch
+
+from alex.heads.perceiver import PerceiverHead, PerceiverHeadConfig
+from alex.heads.probe import AttentiveProbe, ProbeConfig
+from alex.heads.time_encoding import SinusoidalTime, Time2Vec
+
+LABELS = {i: f"class{i}" for i in range(5)}
+
+
+def batch(B=3, T=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    features = {"clip": torch.randn(B, T, 16, generator=g), "audio": torch.randn(B, T - 2, 8, generator=g)}
+    timestamps = {"clip": torch.arange(T).float().expand(B, T) * 0.5, "audio": torch.arange(T - 2).float().expand(B, T - 2)}
+    masks = {name: torch.ones(f.shape[:2], dtype=torch.bool) for name, f in features.items()}
+    return features, timestamps, masks
+
+
+def build(kind, **kwargs):
+    common = dict(inputs=["clip", "audio"], input_dims=[16, 8], hidden_size=32, id2label=LABELS, **kwargs)
+    return (AttentiveProbe(ProbeConfig(**common)) if kind == "probe" else PerceiverHead(PerceiverHeadConfig(d_latents=32, **common))).eval()
+
+
+@pytest.mark.parametrize("kind", ["probe", "perceiver"])
+@pytest.mark.parametrize("encoding", ["sinusoidal", "time2vec"])
+def test_round_trip_restores_exact_parameters_and_outputs(tmp_path, kind, encoding):
+    torch.manual_seed(0)
+    model = build(kind, timestamp_encoding=encoding)
+    model.save_pretrained(tmp_path)
+    loaded = type(model).from_pretrained(tmp_path).eval()
+    assert model.state_dict().keys() == loaded.state_dict().keys()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    with torch.no_grad():
+        assert torch.equal(model(*batch()).logits, loaded(*batch()).logits)
+    assert loaded.config.id2label[3] == "class3" and loaded.config.label2id["class3"] == 3
+    assert loaded.config.inputs == ["clip", "audio"] and loaded.config.timestamp_encoding == encoding
+
+
+@pytest.mark.parametrize("kind", ["probe", "perceiver"])
+def test_padding_is_invisible(kind):
+    torch.manual_seed(0)
+    model = build(kind)
+    features, timestamps, masks = batch()
+    padded = (
+        {k: torch.cat([v, torch.randn(v.shape[0], 3, v.shape[2])], 1) for k, v in features.items()},
+        {k: torch.cat([v, torch.full((v.shape[0], 3), 99.0)], 1) for k, v in timestamps.items()},
+        {k: torch.cat([v, torch.zeros(v.shape[0], 3, dtype=torch.bool)], 1) for k, v in masks.items()},
+    )
+    with torch.no_grad():
+        torch.testing.assert_close(model(features, timestamps, masks).logits, model(*padded).logits)
+
+
+@pytest.mark.parametrize("kind", ["probe", "perceiver"])
+def test_order_matters_only_through_the_time_encoding(kind):
+    features, timestamps, masks = batch()
+    shuffled = {k: v.flip(1) for k, v in features.items()}
+    for encoding, should_differ in [("sinusoidal", True), ("none", False)]:
+        torch.manual_seed(0)
+        model = build(kind, timestamp_encoding=encoding)
+        with torch.no_grad():
+            a, b = model(features, timestamps, masks).logits, model(shuffled, timestamps, masks).logits
+        assert (not torch.allclose(a, b, atol=1e-5)) == should_differ, encoding
+
+
+def test_probe_is_learnable_queries_and_one_cross_attention_block():
+    model = build("probe", num_queries=2)
+    assert model.query_tokens.shape == (1, 2, 32) and model.query_tokens.requires_grad
+    assert len(model.blocks) == 0 and model.classifier.out_features == 5
+    features, timestamps, masks = batch()
+    out = model(features, timestamps, masks, labels=torch.tensor([0, 1, 4]))
+    assert out.logits.shape == (3, 5) and out.loss.ndim == 0
+    out.loss.backward()
+    assert model.query_tokens.grad.abs().sum() > 0
+
+
+def test_perceiver_uses_transformers_perceiver_with_its_classification_decoder():
+    from transformers.models.perceiver.modeling_perceiver import PerceiverClassificationDecoder, PerceiverModel
+
+    model = build("perceiver")
+    assert isinstance(model.perceiver, PerceiverModel)
+    assert isinstance(model.perceiver.decoder, PerceiverClassificationDecoder)
+    assert model.perceiver.config.d_model == 32 and model.perceiver.config.num_labels == 5
+
+
+def test_time_encodings():
+    t = torch.tensor([[0.0, 0.5, 60.0]])
+    for module in (Time2Vec(8), SinusoidalTime(8)):
+        out = module(t)
+        assert out.shape == (1, 3, 8) and torch.isfinite(out).all()
+        assert not torch.allclose(out[0, 0], out[0, 1])
+    # Time2Vec: one linear and k periodic components (Kazemi et al. 2019)
+    t2v = Time2Vec(8, k=4)
+    assert t2v.proj.in_features == 5
