@@ -364,11 +364,12 @@ def predict(
 @app.command()
 def demo(
     output: Path = typer.Option(Path("alex-demo"), "--output", "-o", help="Folder for the demo's videos and store."),
-    videos: int = typer.Option(60, "--videos", help="How many moving-digit videos to make."),
+    videos: int = typer.Option(300, "--videos", help="How many moving-digit videos to make."),
 ) -> None:
-    """The offline tour: make labelled digit videos, extract, query and search. No weights, no network."""
+    """The offline tour: labelled digit videos, extraction, a trained probe, SQL and search. No weights, no network."""
     from alex.demo import run_demo
 
+    _quiet_transformers()
     _run(lambda: run_demo(output, num_videos=videos, say=lambda line: out.print(line, highlight=False, markup=False)))
 
 

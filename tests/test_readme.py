@@ -42,7 +42,9 @@ def test_offline_tour_and_python_api_run(tmp_path):
         if args[1] == "query" and "--format" in args:
             assert result.stdout.splitlines()[0] == '"video_id","t_start","t_end"'
         if args[1] == "info":
-            assert "60 ok, 0 failed" in result.stdout
+            assert "300 ok, 0 failed" in result.stdout
+        if args[1] == "evaluate":
+            assert float(result.stdout.split("accuracy ")[1].split(",")[0]) >= 0.5
     python = next(body for _, lang, body in blocks if lang == "python")
     result = subprocess.run([sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
