@@ -146,6 +146,8 @@ def info(
     out.print(f"videos: {summary['videos_ok']} ok, {summary['videos_failed']} failed", highlight=False)
     for video_id, reason in summary["failed"]:
         out.print(f"  [red]failed[/] {video_id}: {reason}", highlight=False, soft_wrap=True)
+    for video_id, encoder, reason in summary["failed_items"]:
+        out.print(f"  [red]failed[/] {video_id} with encoder {encoder}: {reason}", highlight=False, soft_wrap=True)
     table = Table(title="encoders", title_justify="left")
     for column in ("name", "spec", "dim", "dtype", "sampling", "videos", "rows"):
         table.add_column(column, justify="right" if column in ("dim", "videos", "rows") else "left")

@@ -115,13 +115,44 @@ class VideoReader:
             raise VideoDecodeError(self.path, f"decoding failed after {self.frames_decoded} frames ({_reason(exc)})") from exc
         if self.frames_decoded == 0:
             raise VideoDecodeError(self.path, "the video stream has no decodable frames")
+        self._check_complete()
+
+    def declared_end(self) -> float | None:
+        """Where the container says the video stream ends (seconds), when it says so reliably."""
+        stream, base = self.stream, self.stream.time_base
+        start = float(stream.start_time * base) if stream.start_time is not None else 0.0
+        if stream.duration:
+            return start + float(stream.duration * base)
+        tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")  # Matroska/WebM track tag
+        if tag:
+            try:
+                hours, minutes, seconds = tag.split(":")
+                return start + int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+            except ValueError:
+                pass
+        if len(self.container.streams) == 1 and self.container.duration:
+            return (self.container.start_time or 0) / 1e6 + self.container.duration / 1e6
+        return None
+
+    def _check_complete(self) -> None:
+        """A file cut short still opens in some containers (MKV, TS) and decodes its first part;
+        that is a truncated video, not a shorter one."""
+        declared = self.declared_end()
+        if declared is None or self.first_time is None or self.last_time is None:
+            return
+        decoded = self.last_time + self.last_duration
+        span = declared - self.first_time
+        if declared - decoded > max(1.0, 0.1 * span):
+            raise VideoDecodeError(
+                self.path, f"truncated: frames end at {decoded:.2f} s but the container declares {declared:.2f} s"
+            )
 
     def time_bounds(self) -> tuple[float, float]:
         """First and last presentation time from a demux pass (no decoding), for ``--num-frames``."""
         times = []
         try:
             for packet in self.container.demux(self.stream):
-                if packet.pts is not None:
+                if packet.pts is not None and not packet.is_discard:  # edit lists mark hidden packets
                     times.append(packet.pts)
         except av.error.FFmpegError as exc:
             raise VideoDecodeError(self.path, f"reading packets failed ({_reason(exc)})") from exc

@@ -83,6 +83,7 @@ class _Video:
     mtime_ns: int
     fingerprint: str | None  # None until a decode worker has hashed the file
     encoders: list[str]
+    prior_ok: bool = False  # the store already has this very file as an ok video (adding encoders)
     received: int = 0
     encoded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     info: dict[str, Any] | None = None
@@ -117,7 +118,7 @@ def extract(options: ExtractOptions) -> ExtractReport:
         raise UsageError(f"--dtype {options.dtype}: choose one of {', '.join(STORE_DTYPES)}")
     if options.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
-    sampling = Sampling(fps=None if options.num_frames else options.fps, num_frames=options.num_frames)
+    sampling = Sampling(fps=None if options.num_frames is not None else options.fps, num_frames=options.num_frames)
     specs = parse_encoders(options.encoders)
     store = Path(options.store)
     identities = {
@@ -164,11 +165,13 @@ def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry
     """
     live: dict[str, tuple] = {}
     done: set[tuple[str, str]] = set()
+    item_errors: dict[tuple[str, str], str] = {}
     if store is not None:
         with Store(store) as s:
             rows = s.con.execute("SELECT video_id, fingerprint, status, error, size_bytes, mtime_ns FROM videos").fetchall()
             live = {r[0]: r[1:] for r in rows}
             done = set(s.con.execute("SELECT video_id, encoder FROM _items_live").fetchall())
+            item_errors = {(v, e): err for v, e, err in s.con.execute("SELECT video_id, encoder, error FROM _item_errors").fetchall()}
     videos, unreadable = [], []
     for file in files:
         try:
@@ -181,17 +184,23 @@ def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry
         except OSError as exc:
             unreadable.append((file, f"cannot read file: {exc.strerror or exc}"))
             continue
-        if prior is not None and fp == prior[0]:
-            missing = [e for e in encoders if (file.video_id, e) not in done]
+        same_file = prior is not None and fp == prior[0]
+        if same_file:
             if prior[1] == STATUS_ERROR and not retry_errors:
                 report.failed_before.append((file.video_id, prior[2] or "failed before"))
                 continue
+            missing = [e for e in encoders if (file.video_id, e) not in done]
+            failed = [e for e in missing if (file.video_id, e) in item_errors]
+            if failed and not retry_errors:
+                report.failed_before.extend((file.video_id, f"{e}: {item_errors[(file.video_id, e)]}") for e in failed)
+                missing = [e for e in missing if e not in failed]
             if not missing:
-                report.up_to_date += 1
+                report.up_to_date += 0 if failed else 1
                 continue
         else:
             missing = list(encoders)
-        videos.append(_Video(len(videos), file, stat.st_size, stat.st_mtime_ns, fp, missing))
+        videos.append(_Video(len(videos), file, stat.st_size, stat.st_mtime_ns, fp, missing,
+                             prior_ok=same_file and prior[1] == STATUS_OK))
     return videos, unreadable
 
 
@@ -233,6 +242,7 @@ class _Run:
         self.profile = report.profile
 
     def run(self) -> None:
+        finished = False
         try:
             messages = self.decoder.messages()
             while True:
@@ -246,8 +256,9 @@ class _Run:
                 else:
                     self._handle(message)
             self._encode_all()
+            finished = True
         finally:
-            self.decoder.close()
+            self.decoder.close(abort=not finished)
             self.progress.close()
         unfinished = [v.file.video_id for v in self.videos.values() if not v.finished]
         if unfinished:
@@ -313,6 +324,9 @@ class _Run:
                 stop += 1
             video = self.videos[items[start].task_id]
             rows = items[start:stop]
+            if video.finished:  # failed earlier in this same batch (frames of videos interleave)
+                start = stop
+                continue
             steps = StepBatch(
                 index=np.array([r.index for r in rows], dtype=np.int32),
                 t_start=np.array([r.t_start for r in rows]),
@@ -345,6 +359,9 @@ class _Run:
         video.finished = True
         for name in self.buffers:
             self.buffers[name] = [p for p in self.buffers[name] if p.task_id != video.task_id]
-        self.writer.fail_video(_row(video, info, STATUS_ERROR, reason))
+        if video.prior_ok:  # its stored features stay valid: only these encoders failed
+            self.writer.fail_items(video.file.video_id, video.encoders, video.fingerprint, reason)
+        else:
+            self.writer.fail_video(_row(video, info, STATUS_ERROR, reason))
         self.report.failed.append((video.file.video_id, reason))
         self.progress.video_done()

@@ -41,7 +41,10 @@ def list_videos(root: str | Path, globs: list[str] | None = None) -> Listing:
     if not root.is_dir():
         raise UsageError(f"--videos {root}: no such file or folder")
     if globs:
-        candidates = sorted({p for pattern in globs for p in root.glob(pattern)})
+        try:
+            candidates = sorted({p for pattern in globs for p in root.glob(pattern)})
+        except (NotImplementedError, ValueError) as exc:
+            raise UsageError(f"--glob {globs}: patterns are relative to --videos {root} ({exc})") from None
     else:
         candidates = sorted(
             Path(dirpath) / name

@@ -10,12 +10,18 @@ time (never ``index / fps``), so variable frame rate stays exact.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Generic, Iterable, Iterator, TypeVar
 
 from alex.errors import UsageError
 
 Payload = TypeVar("Payload")
+
+# Targets are computed in floating point (t_first + k / F) while frame times come from exact
+# rationals (pts x time base); a frame within a microsecond after a target counts as at it, so a
+# rounding error of one ulp never picks the previous frame. No real video has frames 1 us apart.
+TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -28,8 +34,8 @@ class Sampling:
     def __post_init__(self) -> None:
         if (self.fps is None) == (self.num_frames is None):
             raise UsageError("choose exactly one of --fps and --num-frames")
-        if self.fps is not None and not self.fps > 0:
-            raise UsageError(f"--fps must be positive, got {self.fps}")
+        if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
+            raise UsageError(f"--fps must be a positive number, got {self.fps}")
         if self.num_frames is not None and self.num_frames < 1:
             raise UsageError(f"--num-frames must be at least 1, got {self.num_frames}")
 
@@ -82,9 +88,9 @@ def sample_stream(
         if targets is None:
             targets = iter(make_targets(time))
             target = next(targets, None)
-            while target is not None and target < time:  # nothing at or before it
+            while target is not None and target < time - TOLERANCE:  # nothing at or before it
                 target = next(targets, None)
-        while prev is not None and target is not None and target < time:
+        while prev is not None and target is not None and target < time - TOLERANCE:
             yield Sample(index, target, prev[0], time, prev[2])
             index += 1
             target = next(targets, None)
@@ -94,7 +100,7 @@ def sample_stream(
     if prev is None:
         return
     last_time, last_duration, payload = prev
-    while target is not None and target <= last_time:
+    while target is not None and target <= last_time + TOLERANCE:
         yield Sample(index, target, last_time, last_time + last_duration, payload)
         index += 1
         target = next(targets, None)

@@ -1,7 +1,7 @@
 """Decode workers: processes that decode, sample and preprocess videos ahead of the encoder.
 
 Each worker takes one video at a time and streams small chunks of preprocessed uint8 frames
-into a bounded queue (so memory stays bounded and decoding never runs unboundedly ahead).
+through its own pipe, at most a few chunks ahead of the encoder (so memory stays bounded).
 Workers import PyAV, numpy and PIL only; they never load torch. ``decode_task`` is the same
 generator whether it runs in a worker process or inline (``--workers 0``).
 """
@@ -11,8 +11,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import threading
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -71,7 +73,8 @@ def decode_task(task: DecodeTask, chunk_frames: int = CHUNK_FRAMES) -> Iterator[
         reader = VideoReader(task.path, threads=task.threads)
         if task.sampling.num_frames is not None:
             t_first, t_last = reader.time_bounds()
-            targets = lambda _first: even_targets(t_first, t_last, task.sampling.num_frames)  # noqa: E731
+            # from the first frame actually shown (a decoder may drop leading packets) to the last
+            targets = lambda first: even_targets(max(first, t_first), t_last, task.sampling.num_frames)  # noqa: E731
         else:
             targets = lambda first: fps_targets(first, task.sampling.fps)  # noqa: E731
         samples = sample_stream(reader.frames(), targets)
@@ -124,16 +127,29 @@ def _pack(chunk: list[tuple[int, float, float, dict[str, np.ndarray]]]) -> Frame
     )
 
 
-def _worker_main(tasks: mp.Queue, results: mp.Queue) -> None:
+def _worker_main(tasks: mp.Queue, conn: Connection, ahead: int) -> None:
+    """Decode tasks until told to stop. A sender thread ships messages through this worker's own
+    pipe while decoding continues, up to ``ahead`` messages in front of the parent."""
     parent = os.getppid()
+    outbox: queue.Queue = queue.Queue(maxsize=ahead)
 
     def orphaned() -> bool:  # the parent was killed: do not linger
         return os.getppid() != parent
 
+    def send_loop() -> None:
+        while (message := outbox.get()) is not None:
+            try:
+                conn.send(message)
+            except (BrokenPipeError, OSError):
+                os._exit(1)
+
+    sender = threading.Thread(target=send_loop, daemon=True)
+    sender.start()
+
     def put(message: tuple) -> None:
         while True:
             try:
-                results.put(message, timeout=1.0)
+                outbox.put(message, timeout=1.0)
                 return
             except queue.Full:
                 if orphaned():
@@ -144,13 +160,16 @@ def _worker_main(tasks: mp.Queue, results: mp.Queue) -> None:
             task = tasks.get(timeout=1.0)
         except queue.Empty:
             if orphaned():
-                return
+                os._exit(1)
             continue
         if task is None:
-            return
+            break
         put(("start", task.task_id, os.getpid()))
         for message in decode_task(task):
             put(message)
+    outbox.put(None)
+    sender.join()
+    conn.close()
 
 
 class InlineDecoder:
@@ -164,92 +183,108 @@ class InlineDecoder:
             yield ("start", task.task_id, os.getpid())
             yield from decode_task(task)
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         pass
 
 
-class ProcessDecoder:
-    """A pool of decode processes, each with its own task queue, so the parent always knows
-    which videos a worker holds. ``messages()`` yields messages, or None when nothing arrived
-    for ``idle_s`` (the caller's cue to encode a partial batch). A worker that dies (a crash
-    inside FFmpeg) turns the video it was decoding into an ``error`` message, its queued
-    videos go to the others, and a fresh worker takes its place."""
+@dataclass
+class _Worker:
+    proc: Any
+    tasks: Any  # mp.Queue of DecodeTask | None
+    conn: Connection  # read end of this worker's own pipe
+    assigned: list[int] = field(default_factory=list)  # task ids, in the order it decodes them
+    started: bool = False  # has it taken a task (as opposed to dying at start-up)?
 
-    def __init__(self, tasks: list[DecodeTask], workers: int, queue_chunks: int | None = None,
-                 idle_s: float = 0.05, prefetch: int = 2):
+
+class ProcessDecoder:
+    """A pool of decode processes, each with its own task queue and its own result pipe.
+
+    Nothing is shared between workers, so one that dies (a crash inside FFmpeg, or a kill) cannot
+    block the others or leave a torn message in a shared channel: its pipe reaches end-of-file,
+    the video it was decoding becomes an ``error`` message, its queued videos go back to the pool,
+    and a fresh worker takes its place. ``messages()`` yields messages, or None when nothing
+    arrived for ``idle_s`` (the caller's cue to encode a partial batch)."""
+
+    def __init__(self, tasks: list[DecodeTask], workers: int, ahead: int = 4, idle_s: float = 0.05, prefetch: int = 2):
         self._ctx = mp.get_context("spawn")  # never fork a process that holds torch and threads
         self._pending = list(reversed(tasks))
-        self._unfinished = {t.task_id for t in tasks}
         self._by_id = {t.task_id: t for t in tasks}
-        self._results: mp.Queue = self._ctx.Queue(maxsize=queue_chunks or 4 * workers + 4)
-        self._idle_s = idle_s
-        self._prefetch = prefetch
-        self._workers: list[dict[str, Any]] = [self._spawn() for _ in range(workers)]
+        self._unfinished = set(self._by_id)
+        self._ahead, self._idle_s, self._prefetch = ahead, idle_s, prefetch
+        self._workers: list[_Worker] = [self._spawn() for _ in range(workers)]
         self._feed()
 
-    def _spawn(self) -> dict[str, Any]:
-        tasks: mp.Queue = self._ctx.Queue()
-        proc = self._ctx.Process(target=_worker_main, args=(tasks, self._results), daemon=True)
+    def _spawn(self) -> _Worker:
+        tasks = self._ctx.Queue()
+        reader, writer = self._ctx.Pipe(duplex=False)
+        proc = self._ctx.Process(target=_worker_main, args=(tasks, writer, self._ahead), daemon=True)
         proc.start()
-        return {"proc": proc, "tasks": tasks, "assigned": [], "suspect": False, "started": False}
+        writer.close()  # only the worker holds the write end: its death is end-of-file here
+        return _Worker(proc, tasks, reader)
 
     def _feed(self) -> None:
-        for worker in self._workers:
-            while self._pending and len(worker["assigned"]) < self._prefetch:
-                task = self._pending.pop()
-                worker["assigned"].append(task.task_id)
-                worker["tasks"].put(task)
+        """Round-robin: every worker gets a video before any gets a second one."""
+        for depth in range(1, self._prefetch + 1):
+            for worker in self._workers:
+                if self._pending and len(worker.assigned) < depth:
+                    task = self._pending.pop()
+                    worker.assigned.append(task.task_id)
+                    worker.tasks.put(task)
 
     def messages(self) -> Iterator[tuple | None]:
         while self._unfinished:
-            try:
-                message = self._results.get(timeout=self._idle_s)
-            except queue.Empty:
+            ready = wait([w.conn for w in self._workers], timeout=self._idle_s)
+            if not ready:
                 yield None
-                yield from self._reap_dead()
                 continue
-            if message[0] == "start":
-                for worker in self._workers:
-                    if worker["proc"].pid == message[2]:
-                        worker["started"] = True
-            elif message[0] in ("done", "error") and message[1] in self._unfinished:
-                self._finish(message[1])
-            yield message
+            for conn in ready:
+                worker = next(w for w in self._workers if w.conn is conn)
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    yield from self._replace(worker)
+                    continue
+                if message[0] == "start":
+                    worker.started = True
+                elif message[0] in ("done", "error"):
+                    self._finish(message[1])
+                yield message
 
     def _finish(self, task_id: int) -> None:
         self._unfinished.discard(task_id)
         for worker in self._workers:
-            if task_id in worker["assigned"]:
-                worker["assigned"].remove(task_id)
+            if task_id in worker.assigned:
+                worker.assigned.remove(task_id)
         self._feed()
 
-    def _reap_dead(self) -> Iterator[tuple]:
-        for i, worker in enumerate(self._workers):
-            if worker["proc"].is_alive():
-                continue
-            if not worker["suspect"]:  # drain what it sent before dying, then reap
-                worker["suspect"] = True
-                continue
-            code = worker["proc"].exitcode
-            if not worker["started"]:
-                raise RuntimeError(
-                    f"a decode worker process exited (code {code}) before taking a video; "
-                    "see its traceback above, or run with --workers 0 to decode in this process"
-                )
-            assigned = worker["assigned"]
-            self._workers[i] = self._spawn()
-            self._pending.extend(self._by_id[t] for t in reversed(assigned[1:]))
-            if assigned:
-                self._finish(assigned[0])
-                yield ("error", assigned[0], f"the decoder process died while decoding (exit code {code})", None, None)
-            self._feed()
+    def _replace(self, dead: _Worker) -> Iterator[tuple]:
+        dead.proc.join(timeout=5)
+        code = dead.proc.exitcode
+        if not dead.started:
+            raise RuntimeError(
+                f"a decode worker process exited (code {code}) before taking a video; "
+                "see its traceback above, or run with --workers 0 to decode in this process"
+            )
+        self._workers[self._workers.index(dead)] = self._spawn()
+        dead.conn.close()
+        current, queued = dead.assigned[:1], dead.assigned[1:]
+        self._pending.extend(self._by_id[t] for t in reversed(queued))
+        for task_id in current:
+            self._finish(task_id)
+            yield ("error", task_id, f"the decoder process died while decoding (exit code {code})", None, None)
+        self._feed()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Stop the workers: politely after a finished run, at once after a failed one."""
         for worker in self._workers:
-            worker["tasks"].put(None)
+            if abort:
+                worker.proc.kill()
+            else:
+                worker.tasks.put(None)
         for worker in self._workers:
-            worker["proc"].join(timeout=5)
-            if worker["proc"].is_alive():
-                worker["proc"].kill()
-            worker["tasks"].cancel_join_thread()
-        self._results.cancel_join_thread()
+            worker.proc.join(timeout=5)
+            if worker.proc.is_alive():
+                worker.proc.kill()
+                worker.proc.join()
+            worker.tasks.cancel_join_thread()
+            worker.conn.close()

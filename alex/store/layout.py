@@ -4,7 +4,7 @@ A store is a folder::
 
     store.json                       format name and version, one config per encoder
     segments/<segment>/videos.parquet      one row per video processed in this segment
-    segments/<segment>/items.parquet       one row per (video, encoder) extracted in this segment
+    segments/<segment>/items.parquet       one row per (video, encoder) extracted (or failed) in this segment
     segments/<segment>/frames/<encoder>.parquet   one row per sampled step, pooled embedding
     segments/<segment>/arrays.h5     /<encoder>/<video key>/{embedding, t_start, t_end}
     .staging/                        segments being written; never read
@@ -72,6 +72,8 @@ ITEMS_SCHEMA = pa.schema(
         ("encoder", pa.string()),
         ("fingerprint", pa.string()),
         ("num_steps", pa.int32()),
+        ("status", pa.string()),  # ok, or error: this encoder failed on a video that is otherwise fine
+        ("error", pa.string()),
         ("segment", pa.string()),
     ]
 )

@@ -81,11 +81,15 @@ class Store:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != dim:
             raise UsageError(f"search vector has {query.shape[0]} values; encoder '{encoder}' stores {dim}")
+        # A zero vector (a black frame, an empty query) has no direction: its cosine is NaN, which
+        # DuckDB would sort above every number, so such rows are left out.
         return self.con.sql(
             f"""
-            SELECT video_id, index, t_start, t_end,
-                   array_cosine_similarity(embedding::FLOAT[{dim}], $query::FLOAT[{dim}]) AS score
-            FROM frames WHERE encoder = $encoder
+            SELECT * FROM (
+                SELECT video_id, index, t_start, t_end,
+                       array_cosine_similarity(embedding::FLOAT[{dim}], $query::FLOAT[{dim}]) AS score
+                FROM frames WHERE encoder = $encoder
+            ) WHERE NOT isnan(score)
             ORDER BY score DESC, video_id, index LIMIT {int(k)}
             """,
             params={"query": query.tolist(), "encoder": encoder},

@@ -19,6 +19,7 @@ def summarize(root: str | Path) -> dict[str, Any]:
     with open_store(root) as s:
         status = dict(s.con.execute("SELECT status, count(*) FROM videos GROUP BY status").fetchall())
         failed = s.con.execute("SELECT video_id, error FROM videos WHERE status = 'error' ORDER BY video_id").fetchall()
+        failed_items = s.con.execute("SELECT video_id, encoder, error FROM _item_errors ORDER BY ALL").fetchall()
         counts = {
             enc: (videos, rows)
             for enc, videos, rows in s.con.execute(
@@ -46,5 +47,6 @@ def summarize(root: str | Path) -> dict[str, Any]:
             "videos_ok": status.get("ok", 0),
             "videos_failed": status.get("error", 0),
             "failed": [list(r) for r in failed],
+            "failed_items": [list(r) for r in failed_items],
             "encoders": encoders,
         }

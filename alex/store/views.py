@@ -3,7 +3,8 @@ underscore-prefixed internals that decide which rows are live.
 
 A later segment supersedes earlier rows: the live ``videos`` row of a video is its latest; a
 ``(video, encoder)`` item is live when it is the latest item extracted from the file version
-(fingerprint) the live ``videos`` row describes. ``frames`` keeps only rows of live items.
+(fingerprint) the live ``videos`` row describes and it succeeded (``_item_errors`` holds the
+latest ones that failed). ``frames`` keeps only rows of live items.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from alex.store.layout import FRAMES_DIR, ITEMS_FILE, ITEMS_SCHEMA, SEGMENTS_DIR
 
 
 def segment_dirs(root: Path) -> list[Path]:
-    """Sealed segments in commit order (names start with a zero-padded nanosecond time)."""
+    """Sealed segments in commit order (names start with a zero-padded sequence number)."""
     base = root / SEGMENTS_DIR
     if not base.is_dir():
         return []
@@ -100,12 +101,14 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path, config: dict[str, A
     con.execute("CREATE VIEW videos AS SELECT * EXCLUDE (segment) FROM _videos_live")
     con.execute(
         """
-        CREATE VIEW _items_live AS
+        CREATE VIEW _items_latest AS
         SELECT i.* FROM _items_all i
         JOIN _videos_live v ON i.video_id = v.video_id AND i.fingerprint = v.fingerprint
         QUALIFY row_number() OVER (PARTITION BY i.video_id, i.encoder ORDER BY i.segment DESC) = 1
         """
     )
+    con.execute("CREATE VIEW _items_live AS SELECT * FROM _items_latest WHERE status = 'ok'")
+    con.execute("CREATE VIEW _item_errors AS SELECT * FROM _items_latest WHERE status = 'error'")
     superseded = con.execute(
         "SELECT (SELECT count(*) FROM _items_all) - (SELECT count(*) FROM _items_live)"
     ).fetchone()[0]

@@ -33,6 +33,8 @@ from alex.store.layout import (
     LOCK_FILE,
     SEGMENTS_DIR,
     STAGING_DIR,
+    STATUS_ERROR,
+    STATUS_OK,
     STORE_JSON,
     T_END,
     T_START,
@@ -141,7 +143,9 @@ class StoreWriter:
             write_store_config(self.root, self.config)
         self._segments: list[_Segment] = []
         self._videos: dict[str, _OpenVideo] = {}
-        self._counter = 0
+        # Segments are ordered by a sequence number (not the clock, which can go backwards).
+        existing = [p.name.split("-")[0] for p in (self.root / SEGMENTS_DIR).iterdir()]
+        self._sequence = max((int(n) for n in existing if n.isdigit()), default=0)
         self.sealed_segments: list[str] = []
 
     # ---- encoders -------------------------------------------------------------------------
@@ -168,8 +172,8 @@ class StoreWriter:
                 return current
             current.accepting = False
             self._seal_if_done(current)
-        self._counter += 1
-        segment = _Segment(self.root, f"{time.time_ns():020d}-{os.getpid()}-{self._counter:05d}")
+        self._sequence += 1
+        segment = _Segment(self.root, f"{self._sequence:020d}-{os.getpid()}")
         self._segments.append(segment)
         return segment
 
@@ -239,7 +243,7 @@ class StoreWriter:
                 segment.frame_tables.setdefault(encoder, []).append(self._frames_table(video_id, encoder, batches, segment.name))
             segment.item_rows.append(
                 {"video_id": video_id, "encoder": encoder, "fingerprint": row["fingerprint"],
-                 "num_steps": num_steps, "segment": segment.name}
+                 "num_steps": num_steps, "status": STATUS_OK, "error": None, "segment": segment.name}
             )
             self._flush_frames(segment, encoder, final=False)
         segment.video_rows.append({**row, "segment": segment.name})
@@ -256,6 +260,23 @@ class StoreWriter:
         segment = video.segment
         self._drop_arrays(segment, video_id, list(video.arrays))
         segment.video_rows.append({**row, "segment": segment.name})
+        segment.open_videos.discard(video_id)
+        self._seal_if_done(segment)
+
+    def fail_items(self, video_id: str, encoders: list[str], fingerprint: str | None, reason: str) -> None:
+        """Record encoders that failed on a video whose live row stays ``ok`` (its other features
+        remain valid): error items, no features, no new ``videos`` row."""
+        video = self._videos.pop(video_id, None)
+        if video is None:
+            self.begin_video(video_id)
+            video = self._videos.pop(video_id)
+        segment = video.segment
+        self._drop_arrays(segment, video_id, list(video.arrays))
+        segment.item_rows.extend(
+            {"video_id": video_id, "encoder": encoder, "fingerprint": fingerprint, "num_steps": 0,
+             "status": STATUS_ERROR, "error": reason, "segment": segment.name}
+            for encoder in encoders
+        )
         segment.open_videos.discard(video_id)
         self._seal_if_done(segment)
 
@@ -306,7 +327,7 @@ class StoreWriter:
 
     def _seal(self, segment: _Segment) -> None:
         self._segments.remove(segment)
-        if not segment.video_rows:
+        if not segment.video_rows and not segment.item_rows:
             if segment._h5 is not None:
                 segment._h5.close()
             shutil.rmtree(segment.staging, ignore_errors=True)
