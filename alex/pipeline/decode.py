@@ -12,7 +12,7 @@ import os
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import av
 import numpy as np
@@ -95,11 +95,38 @@ class VideoReader:
         self.last_duration = 0.0
         self.frames_decoded = 0
 
-    def frames(self) -> Iterator[tuple[float, float, av.VideoFrame]]:
+    def _decoded(self, on_audio: Callable[[np.ndarray, float], None] | None, audio_rate: int) -> Iterator[av.VideoFrame]:
+        """Video frames; with ``on_audio``, the default audio track is decoded in the same pass,
+        resampled to mono float32 at ``audio_rate`` and handed over as ``(samples, start s)``."""
+        audio = self.container.streams.audio[0] if on_audio and self.container.streams.audio else None
+        if audio is None:
+            yield from self.container.decode(self.stream)
+            return
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_rate)
+        start: float | None = None
+        delivered = 0
+        for packet in self.container.demux(self.stream, audio):
+            if packet.stream is audio:
+                for frame in packet.decode():
+                    if start is None and frame.pts is not None:
+                        start = float(frame.pts * frame.time_base)
+                    for out in resampler.resample(frame):
+                        samples = out.to_ndarray().reshape(-1)
+                        on_audio(samples, (start or 0.0) + delivered / audio_rate)
+                        delivered += len(samples)
+            else:
+                yield from packet.decode()
+        for out in resampler.resample(None):
+            samples = out.to_ndarray().reshape(-1)
+            on_audio(samples, (start or 0.0) + delivered / audio_rate)
+            delivered += len(samples)
+
+    def frames(self, on_audio: Callable[[np.ndarray, float], None] | None = None,
+               audio_rate: int = 16000) -> Iterator[tuple[float, float, av.VideoFrame]]:
         """Decoded frames in presentation order as ``(time s, duration s, frame)``."""
         fallback_duration = 1.0 / r if (r := _rate(self.stream)) else 0.0
         try:
-            for frame in self.container.decode(self.stream):
+            for frame in self._decoded(on_audio, audio_rate):
                 if frame.pts is None:
                     raise VideoDecodeError(self.path, "frames carry no presentation timestamps")
                 time = float(frame.pts * frame.time_base)

@@ -26,7 +26,8 @@ from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.listing import VideoFile, fingerprint, list_videos
 from alex.pipeline.progress import ExtractProgress
 from alex.pipeline.sampling import Sampling
-from alex.pipeline.workers import DecodeTask, FrameChunk, InlineDecoder, ProcessDecoder
+from alex.pipeline.encoders.base import EncoderOutput
+from alex.pipeline.workers import DecodeTask, InlineDecoder, ProcessDecoder, StepChunk
 from alex.store.config import check_encoder_compatible, check_encoder_name, read_store_config
 from alex.store.layout import STATUS_ERROR, STATUS_OK, STORE_DTYPES, STORE_JSON
 from alex.store.reader import Store
@@ -84,7 +85,7 @@ class _Video:
     fingerprint: str | None  # None until a decode worker has hashed the file
     encoders: list[str]
     prior_ok: bool = False  # the store already has this very file as an ok video (adding encoders)
-    received: int = 0
+    received: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     encoded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     info: dict[str, Any] | None = None
     started: bool = False
@@ -97,7 +98,8 @@ class _Pending:
     index: int
     t_start: float
     t_end: float
-    pixels: np.ndarray  # (h, w, 3) uint8
+    padded: int
+    data: np.ndarray  # one step's encoder input: (h, w, 3) pixels, (T, h, w, 3) clip, audio features
 
 
 def parse_encoders(texts: list[str]) -> list[EncoderSpec]:
@@ -233,7 +235,7 @@ class _Run:
         # Split the cores between decode processes rather than letting each take them all.
         threads = options.decoder_threads or max(1, (os.cpu_count() or 1) // max(1, workers))
         tasks = [
-            DecodeTask(v.task_id, str(v.file.path), {e: encoders[e].transform for e in v.encoders}, sampling,
+            DecodeTask(v.task_id, str(v.file.path), {e: encoders[e].steps for e in v.encoders}, sampling,
                        threads=threads, fingerprint=v.fingerprint)
             for v in videos
         ]
@@ -272,13 +274,14 @@ class _Run:
         if kind == "start":
             video.started = True
             self.writer.begin_video(video.file.video_id)
-        elif kind == "frames":
-            self._add_frames(video, message[2])
+        elif kind == "steps":
+            self._add_steps(video, message[2], message[3])
         elif kind == "done":
             video.info, stats, video.fingerprint = message[2], message[3], message[4]
             self.profile["decode_s"] += stats.decode_s
             self.profile["preprocess_s"] += stats.preprocess_s
-            if video.received == 0:
+            visual = [name for name in video.encoders if self.encoders[name].steps.kind != "audio"]
+            if visual and not any(video.received[name] for name in visual):
                 self._fail(video, "no frame was sampled", video.info)
             else:
                 self._maybe_finish(video)
@@ -286,17 +289,16 @@ class _Run:
             video.fingerprint = message[4] or video.fingerprint
             self._fail(video, message[2], message[3])
 
-    def _add_frames(self, video: _Video, chunk: FrameChunk) -> None:
+    def _add_steps(self, video: _Video, name: str, chunk: StepChunk) -> None:
         n = len(chunk.index)
-        video.received += n
-        for name in video.encoders:
-            pixels = chunk.pixels[name]
-            self.buffers[name].extend(
-                _Pending(video.task_id, int(chunk.index[i]), float(chunk.t_start[i]), float(chunk.t_end[i]), pixels[i])
-                for i in range(n)
-            )
-            while len(self.buffers[name]) >= self.options.batch_size:
-                self._encode(name, self.options.batch_size)
+        video.received[name] += n
+        self.buffers[name].extend(
+            _Pending(video.task_id, int(chunk.index[i]), float(chunk.t_start[i]), float(chunk.t_end[i]),
+                     int(chunk.padded[i]), chunk.data[i])
+            for i in range(n)
+        )
+        while len(self.buffers[name]) >= self.options.batch_size:
+            self._encode(name, self.options.batch_size)
 
     def _encode_all(self) -> None:
         for name in self.buffers:
@@ -309,10 +311,16 @@ class _Run:
         buffer = self.buffers[name]
         items, self.buffers[name] = buffer[:n], buffer[n:]
         t0 = time.perf_counter()
-        batch = torch.from_numpy(np.stack([item.pixels for item in items]))  # (B, h, w, 3) uint8
+        batch = torch.from_numpy(np.stack([item.data for item in items]))  # (B, ...) as the encoder wants it
         if self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
-        pooled = self.encoders[name].encode(batch).cpu().numpy()  # (B, D)
+        output = self.encoders[name].encode(batch)
+        if isinstance(output, EncoderOutput):  # a pooled vector plus token arrays
+            pooled = output.pooled.float().cpu().numpy()  # (B, D)
+            arrays = {key: value.float().cpu().numpy() for key, value in output.arrays.items()}
+        else:  # per-frame encoders: the pooled vector is the array
+            pooled = output.float().cpu().numpy()  # (B, D)
+            arrays = {"embedding": pooled}
         t1 = time.perf_counter()
         self.profile["encode_s"] += t1 - t0
         self.report.frames += len(items)
@@ -332,7 +340,8 @@ class _Run:
                 t_start=np.array([r.t_start for r in rows]),
                 t_end=np.array([r.t_end for r in rows]),
                 pooled=pooled[start:stop],
-                arrays={"embedding": pooled[start:stop]},
+                arrays={key: value[start:stop] for key, value in arrays.items()},
+                padded=np.array([r.padded for r in rows], dtype=np.int16),
             )
             try:
                 self.writer.append(video.file.video_id, name, steps)
@@ -346,7 +355,7 @@ class _Run:
     def _maybe_finish(self, video: _Video) -> None:
         if video.finished or video.info is None:
             return
-        if any(video.encoded[name] < video.received for name in video.encoders):
+        if any(video.encoded[name] < video.received[name] for name in video.encoders):
             return
         t0 = time.perf_counter()
         self.writer.finish_video(_row(video, video.info, STATUS_OK, None), video.encoders)

@@ -1,7 +1,8 @@
 """Decode workers: processes that decode, sample and preprocess videos ahead of the encoder.
 
-Each worker takes one video at a time and streams small chunks of preprocessed uint8 frames
-through its own pipe, at most a few chunks ahead of the encoder (so memory stays bounded).
+Each worker takes one video at a time and streams small chunks of steps (preprocessed frames,
+clips or audio windows, see ``steps.py``) through its own pipe, at most a few chunks ahead of
+the encoder (so memory stays bounded).
 Workers import PyAV, numpy and PIL only; they never load torch. ``decode_task`` is the same
 generator whether it runs in a worker process or inline (``--workers 0``).
 """
@@ -23,28 +24,31 @@ from alex.errors import VideoDecodeError
 from alex.pipeline.decode import VideoReader, frame_to_rgb
 from alex.pipeline.listing import fingerprint
 from alex.pipeline.sampling import Sampling, even_targets, fps_targets, sample_stream
+from alex.pipeline.steps import AudioSteps, Step, StepSpec
 
-CHUNK_FRAMES = 8
+CHUNK_STEPS = 8
 
 
 @dataclass
 class DecodeTask:
     task_id: int
     path: str
-    transforms: dict[str, Callable[[np.ndarray], np.ndarray]]  # encoder name -> spatial preprocessing
+    steps: dict[str, StepSpec]  # encoder name -> how its steps are built from the sampled frames
     sampling: Sampling
     threads: int = 0
     fingerprint: str | None = None  # None: hash the file here, in parallel with other workers
+    audio_rate: int = 16000
 
 
 @dataclass
-class FrameChunk:
-    """Consecutive samples of one video: per encoder (N, h, w, 3) uint8, times in seconds."""
+class StepChunk:
+    """Consecutive steps of one video for one encoder."""
 
     index: np.ndarray  # (N,) int32
-    t_start: np.ndarray  # (N,) float64
-    t_end: np.ndarray  # (N,) float64
-    pixels: dict[str, np.ndarray]
+    t_start: np.ndarray  # (N,) float64 seconds
+    t_end: np.ndarray  # (N,) float64 seconds
+    padded: np.ndarray  # (N,) int16: frames repeated to complete a clip
+    data: np.ndarray  # (N, ...) the encoder's input
 
 
 @dataclass
@@ -55,11 +59,21 @@ class DecodeStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# Messages on the result queue, as tuples: ("start", task_id, pid) ("frames", task_id, FrameChunk)
+# Messages to the parent, as tuples: ("start", task_id, pid) ("steps", task_id, encoder, StepChunk)
 # ("done", task_id, info dict, DecodeStats, fingerprint) ("error", task_id, reason, info dict | None, fingerprint)
 
 
-def decode_task(task: DecodeTask, chunk_frames: int = CHUNK_FRAMES) -> Iterator[tuple]:
+def _pack(steps: list[Step]) -> StepChunk:
+    return StepChunk(
+        index=np.array([s.index for s in steps], dtype=np.int32),
+        t_start=np.array([s.t_start for s in steps], dtype=np.float64),
+        t_end=np.array([s.t_end for s in steps], dtype=np.float64),
+        padded=np.array([s.padded for s in steps], dtype=np.int16),
+        data=np.stack([s.data for s in steps]),
+    )
+
+
+def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tuple]:
     """Decode one video into messages; a decode failure is an ``error`` message, never an exception."""
     stats = DecodeStats()
     reader: VideoReader | None = None
@@ -73,13 +87,24 @@ def decode_task(task: DecodeTask, chunk_frames: int = CHUNK_FRAMES) -> Iterator[
         reader = VideoReader(task.path, threads=task.threads)
         if task.sampling.num_frames is not None:
             t_first, t_last = reader.time_bounds()
+            n = task.sampling.num_frames
+            window_s = (t_last - t_first) / (n - 1) if n > 1 and t_last > t_first else max(t_last - t_first, 1.0)
             # from the first frame actually shown (a decoder may drop leading packets) to the last
-            targets = lambda first: even_targets(max(first, t_first), t_last, task.sampling.num_frames)  # noqa: E731
+            targets = lambda first: even_targets(max(first, t_first), t_last, n)  # noqa: E731
         else:
+            window_s = 1.0 / task.sampling.fps
             targets = lambda first: fps_targets(first, task.sampling.fps)  # noqa: E731
-        samples = sample_stream(reader.frames(), targets)
-        chunk: list[tuple[int, float, float, dict[str, np.ndarray]]] = []
-        last_frame, last_pixels = None, None
+        builders = {name: spec.build(window_s) for name, spec in task.steps.items()}
+        audio = {name: b for name, b in builders.items() if isinstance(b, AudioSteps)}
+        visual = {name: b for name, b in builders.items() if name not in audio}
+        pending: dict[str, list[Step]] = {name: [] for name in builders}
+
+        def on_audio(samples: np.ndarray, start: float) -> None:
+            for name, builder in audio.items():
+                pending[name].extend(builder.feed_audio(samples, start))
+
+        samples = sample_stream(reader.frames(on_audio if audio else None, task.audio_rate), targets)
+        last_frame, rgb = None, None
         while True:
             t0 = time.perf_counter()
             sample = next(samples, None)
@@ -87,17 +112,23 @@ def decode_task(task: DecodeTask, chunk_frames: int = CHUNK_FRAMES) -> Iterator[
             stats.decode_s += t1 - t0
             if sample is None:
                 break
-            if sample.payload is not last_frame:  # the same frame may serve several targets
-                rgb = frame_to_rgb(sample.payload, reader.rotation)
-                last_frame, last_pixels = sample.payload, {name: t(rgb) for name, t in task.transforms.items()}
+            if visual and sample.payload is not last_frame:  # the same frame may serve several targets
+                last_frame, rgb = sample.payload, frame_to_rgb(sample.payload, reader.rotation)
+            for name, builder in visual.items():
+                pending[name].extend(builder.feed(sample.index, sample.t_start, sample.t_end, rgb))
+            for name, builder in audio.items():  # audio windows start at the targets themselves
+                pending[name].extend(builder.feed(sample.index, sample.target, sample.target + window_s, None))
             stats.preprocess_s += time.perf_counter() - t1
-            chunk.append((sample.index, sample.t_start, sample.t_end, last_pixels))
             stats.frames += 1
-            if len(chunk) >= chunk_frames:
-                yield ("frames", task.task_id, _pack(chunk))
-                chunk = []
-        if chunk:
-            yield ("frames", task.task_id, _pack(chunk))
+            for name, steps in pending.items():
+                if len(steps) >= chunk_steps:
+                    yield ("steps", task.task_id, name, _pack(steps))
+                    pending[name] = []
+        for name, builder in builders.items():
+            pending[name].extend(builder.finish())
+        for name, steps in pending.items():
+            for start in range(0, len(steps), chunk_steps):
+                yield ("steps", task.task_id, name, _pack(steps[start : start + chunk_steps]))
         yield ("done", task.task_id, reader.info().to_row(), stats, digest)
     except VideoDecodeError as exc:
         yield ("error", task.task_id, exc.reason, _safe_info(reader), digest)
@@ -115,16 +146,6 @@ def _safe_info(reader: VideoReader | None) -> dict[str, Any] | None:
         return reader.info().to_row()
     except Exception:
         return None
-
-
-def _pack(chunk: list[tuple[int, float, float, dict[str, np.ndarray]]]) -> FrameChunk:
-    names = chunk[0][3].keys()
-    return FrameChunk(
-        index=np.array([c[0] for c in chunk], dtype=np.int32),
-        t_start=np.array([c[1] for c in chunk], dtype=np.float64),
-        t_end=np.array([c[2] for c in chunk], dtype=np.float64),
-        pixels={name: np.stack([c[3][name] for c in chunk]) for name in names},
-    )
 
 
 def _worker_main(tasks: mp.Queue, conn: Connection, ahead: int) -> None:

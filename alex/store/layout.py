@@ -93,6 +93,7 @@ def frames_schema(dim: int, dtype: str) -> pa.Schema:
             ("index", pa.int32()),
             ("t_start", pa.float64()),
             ("t_end", pa.float64()),
+            ("padded", pa.int16()),  # frames repeated to complete a clip past the end of a video
             ("embedding", pa.list_(arrow_float(dtype), dim)),
             ("segment", pa.string()),
         ]

@@ -54,6 +54,7 @@ EMPTY_FRAMES = pa.schema(
         ("index", pa.int32()),
         ("t_start", pa.float64()),
         ("t_end", pa.float64()),
+        ("padded", pa.int16()),
         ("embedding", pa.list_(pa.float32())),
         ("segment", pa.string()),
     ]
@@ -112,7 +113,7 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path, config: dict[str, A
     superseded = con.execute(
         "SELECT (SELECT count(*) FROM _items_all) - (SELECT count(*) FROM _items_live)"
     ).fetchone()[0]
-    columns = "f.video_id, f.encoder, f.index, f.t_start, f.t_end, f.embedding"
+    columns = "f.video_id, f.encoder, f.index, f.t_start, f.t_end, f.padded, f.embedding"
     if superseded:
         con.execute(
             f"""

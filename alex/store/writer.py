@@ -67,6 +67,7 @@ class StepBatch:
     t_end: np.ndarray  # (N,) float64 seconds
     pooled: np.ndarray  # (N, D)
     arrays: Mapping[str, np.ndarray]
+    padded: np.ndarray | None = None  # (N,) frames repeated to complete a clip
 
 
 @dataclass
@@ -201,9 +202,8 @@ class StoreWriter:
             video.pending_bytes += values.nbytes
         if video.pending_bytes > SPILL_BYTES:
             self._write_arrays(video_id, video)
-        video.encoders.setdefault(encoder, []).append(
-            StepBatch(steps.index, steps.t_start, steps.t_end, pooled, {})
-        )
+        padded = steps.padded if steps.padded is not None else np.zeros(len(steps.index), np.int16)
+        video.encoders.setdefault(encoder, []).append(StepBatch(steps.index, steps.t_start, steps.t_end, pooled, {}, padded))
 
     def _write_arrays(self, video_id: str, video: _OpenVideo) -> None:
         """Move a video's pending arrays into the segment's HDF5 file (chunked along time)."""
@@ -298,6 +298,7 @@ class StoreWriter:
                 "index": pa.array(np.concatenate([b.index for b in batches]).astype(np.int32)),
                 "t_start": pa.array(np.concatenate([b.t_start for b in batches]).astype(np.float64)),
                 "t_end": pa.array(np.concatenate([b.t_end for b in batches]).astype(np.float64)),
+                "padded": pa.array(np.concatenate([b.padded for b in batches]).astype(np.int16)),
                 "embedding": embedding,
                 "segment": pa.array([segment] * n, pa.string()),
             },

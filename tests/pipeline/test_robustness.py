@@ -17,6 +17,7 @@ from alex.pipeline.listing import list_videos
 from alex.pipeline.sampling import Sampling, fps_targets, sample_stream
 from alex.pipeline.workers import DecodeTask, ProcessDecoder
 from alex.pipeline.encoders.transforms import ResizeCrop
+from alex.pipeline.steps import StepSpec
 from tests.fixtures.videos import make_video
 
 
@@ -28,7 +29,8 @@ def run(videos, store, **kwargs):
 
 def test_a_killed_decode_worker_fails_only_its_video(tmp_path):
     paths = [make_video(tmp_path / f"v{i}.mp4", num_frames=300, fps=30, seed=i, noise=True) for i in range(3)]
-    tasks = [DecodeTask(i, str(p), {"pixels": ResizeCrop(8, "box", "squash")}, Sampling(fps=30.0)) for i, p in enumerate(paths)]
+    tasks = [DecodeTask(i, str(p), {"pixels": StepSpec("frame", transform=ResizeCrop(8, "box", "squash"))}, Sampling(fps=30.0))
+             for i, p in enumerate(paths)]
     decoder = ProcessDecoder(tasks, workers=2)
     signal.alarm(120)  # a hang fails the test instead of blocking the suite
     try:
@@ -39,7 +41,7 @@ def test_a_killed_decode_worker_fails_only_its_video(tmp_path):
             kind, task_id = message[0], message[1]
             if kind == "start" and victim is None:
                 victim = (task_id, message[2])
-            elif kind == "frames" and victim and task_id == victim[0] and victim[1]:
+            elif kind == "steps" and victim and task_id == victim[0] and victim[1]:
                 os.kill(victim[1], signal.SIGKILL)
                 victim = (victim[0], None)
             elif kind in ("done", "error"):

@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Protocol
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
 
 
-class FrameEncoder(Protocol):
-    """A frozen model that maps preprocessed frames to one pooled vector each.
+@dataclass
+class EncoderOutput:
+    """What a token-producing encoder returns: one pooled vector per step (the ``frames`` table)
+    and the dense arrays a head trains on (HDF5), e.g. ``{"tokens": (B, t, h, w, D)}``."""
 
-    ``transform`` runs in the decode workers (numpy/PIL only, picklable): (H, W, 3) uint8 RGB ->
-    the uint8 array ``encode`` expects. ``encode`` runs on ``device`` under ``torch.no_grad``.
+    pooled: torch.Tensor  # (B, D)
+    arrays: dict[str, torch.Tensor]
+
+
+class FrameEncoder(Protocol):
+    """A frozen model that maps the steps of a video to vectors.
+
+    ``steps`` (a picklable ``StepSpec``) says how the decode workers build its input from the
+    sampled frames: one frame, a clip of frames, or an audio window, preprocessed with numpy/PIL
+    only. ``encode`` runs on ``device`` under ``torch.no_grad`` and returns (B, dim) pooled vectors
+    (stored as the ``embedding`` array too) or an ``EncoderOutput`` with token arrays.
     """
 
     dim: int
-    transform: Callable[[np.ndarray], np.ndarray]
+    steps: Any  # alex.pipeline.steps.StepSpec
     device: torch.device
 
-    def encode(self, batch: torch.Tensor) -> torch.Tensor:
-        """(B, h, w, 3) uint8 on the encoder's device -> (B, dim) float."""
+    @staticmethod
+    def identity(spec: Any) -> dict[str, Any]:
+        """Model and weights with defaults filled in; checks the weights can be had; loads nothing."""
+        ...
+
+    def encode(self, batch: torch.Tensor) -> "torch.Tensor | EncoderOutput":
         ...
 
     def config(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from alex.errors import EncoderSpecError, UsageError
 from alex.pipeline.encoders.base import RANDOM_SEED, seeded
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.encoders.transforms import ResizeCrop
+from alex.pipeline.steps import StepSpec
 from alex.pipeline.encoders.weights import cached_hub_file, hub_reachable, require_hub
 
 MODEL_CONFIGS = Path(__file__).with_name("model_configs")
@@ -153,6 +154,7 @@ class ClipEncoder:
             "std": list(pp.get("std", open_clip.OPENAI_DATASET_STD)),
         }
         self.transform = ResizeCrop(size, self.preprocess["interpolation"], resize_mode)
+        self.steps = StepSpec("frame", transform=self.transform)
         self._mean = torch.tensor(self.preprocess["mean"], device=device).view(1, 3, 1, 1)
         self._std = torch.tensor(self.preprocess["std"], device=device).view(1, 3, 1, 1)
         self.dim = int(model.visual.output_dim)

@@ -13,6 +13,7 @@ import torch
 from alex.errors import EncoderSpecError
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.encoders.transforms import ResizeCrop
+from alex.pipeline.steps import StepSpec
 
 DEFAULT_SIZE = 16
 
@@ -39,6 +40,7 @@ class PixelsEncoder:
         self.dim = self.size * self.size * 3
         # A box filter averages every source pixel: an honest thumbnail, no aliasing.
         self.transform = ResizeCrop(self.size, interpolation="box", mode="squash")
+        self.steps = StepSpec("frame", transform=self.transform)
 
     @torch.no_grad()
     def encode(self, batch: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,172 @@
+"""Step builders: what one encoder makes of the sampled frames, inside the decode workers.
+
+A *step* is one row of the ``frames`` table: a frame for per-frame encoders (``FrameSteps``), a
+clip of consecutive sampled frames for video encoders (``ClipSteps``), a window of audio for
+audio encoders (``AudioSteps``). Builders are picklable, use numpy only, hold only what their
+next step needs (memory stays bounded on long videos), and put every step on the container's
+clock (``t_start``/``t_end`` in seconds), so SQL can join the encoders of one moment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass
+class Step:
+    index: int
+    t_start: float
+    t_end: float
+    data: np.ndarray  # what the encoder consumes: uint8 pixels, float frames, audio features...
+    padded: int = 0  # frames repeated to fill a clip past the end of the video
+
+
+class FrameSteps:
+    """One step per sampled frame: ``transform`` (H, W, 3) uint8 -> the encoder's input."""
+
+    def __init__(self, transform: Callable[[np.ndarray], np.ndarray]):
+        self.transform = transform
+
+    def feed(self, index: int, t_start: float, t_end: float, rgb: np.ndarray) -> list[Step]:
+        return [Step(index, t_start, t_end, self.transform(rgb))]
+
+    def finish(self) -> list[Step]:
+        return []
+
+
+@dataclass
+class ClipSteps:
+    """Clips of ``clip_frames`` consecutive sampled frames, starting every ``stride`` frames,
+    until a clip reaches the last frame. A clip that would run past the end of the video is
+    completed by repeating its last frame, and ``padded`` says how many were repeated."""
+
+    transform: Callable[[np.ndarray], np.ndarray]
+    clip_frames: int
+    stride: int
+    _frames: list[tuple[int, float, float, np.ndarray]] = field(default_factory=list)
+    _next_start: int = 0
+    _count: int = 0
+    _clips: int = 0
+    _covered_to: int = -1
+
+    def feed(self, index: int, t_start: float, t_end: float, rgb: np.ndarray) -> list[Step]:
+        self._count = index + 1
+        if index < self._next_start:
+            return []  # between clips (a stride longer than a clip)
+        self._frames.append((index, t_start, t_end, self.transform(rgb)))
+        if index == self._next_start + self.clip_frames - 1:
+            return [self._emit()]
+        return []
+
+    def _emit(self) -> Step:
+        frames = self._frames[: self.clip_frames]
+        padded = self.clip_frames - len(frames)
+        data = np.stack([f[3] for f in frames] + [frames[-1][3]] * padded)  # (T, ...)
+        step = Step(self._clips, frames[0][1], frames[-1][2], data, padded)
+        self._clips += 1
+        self._covered_to = frames[-1][0]
+        self._next_start += self.stride
+        self._frames = [f for f in self._frames if f[0] >= self._next_start]
+        return step
+
+    def finish(self) -> list[Step]:
+        if self._count and (self._clips == 0 or self._covered_to < self._count - 1) and self._frames:
+            return [self._emit()]
+        return []
+
+
+@dataclass
+class AudioSteps:
+    """One audio window per sampled step: the step's target time to the next target.
+
+    Audio arrives through ``feed_audio`` (mono float32 at ``rate`` Hz with its start time);
+    ``features`` turns a window of samples into the encoder's input (e.g. a log-mel
+    spectrogram). Samples are kept only from the earliest window still open."""
+
+    features: Callable[[np.ndarray], np.ndarray]
+    rate: int
+    window_s: float
+    _windows: list[tuple[int, float]] = field(default_factory=list)  # (index, start) waiting for audio
+    _last_start: float | None = None
+    _buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    _buffer_start: float = 0.0
+    _audio_end: float = float("-inf")
+    _seen_audio: bool = False
+
+    def feed(self, index: int, t_start: float, t_end: float, rgb: np.ndarray | None) -> list[Step]:
+        self._windows.append((index, t_start))
+        self._last_start = t_start
+        return self._ready(final=False)
+
+    def feed_audio(self, samples: np.ndarray, start: float) -> list[Step]:
+        if not self._seen_audio:
+            self._buffer_start, self._seen_audio = start, True
+        elif abs(start - (self._buffer_start + len(self._buffer) / self.rate)) > 1.0 / self.rate:
+            # a gap or an overlap in the audio timestamps: keep the clock, re-anchor the buffer
+            gap = int(round((start - self._buffer_start) * self.rate)) - len(self._buffer)
+            if gap > 0:
+                self._buffer = np.concatenate([self._buffer, np.zeros(gap, np.float32)])
+            elif gap < 0:
+                samples = samples[-gap:]
+        self._buffer = np.concatenate([self._buffer, samples.astype(np.float32)])
+        self._audio_end = self._buffer_start + len(self._buffer) / self.rate
+        return self._ready(final=False)
+
+    def _ready(self, final: bool) -> list[Step]:
+        steps = []
+        while self._windows:
+            index, start = self._windows[0]
+            end = start + self.window_s
+            if not final and end > self._audio_end:
+                break
+            self._windows.pop(0)
+            if not self._seen_audio or start >= self._audio_end:
+                continue  # no audio at this moment: no row
+            first = int(round((start - self._buffer_start) * self.rate))
+            length = int(round(self.window_s * self.rate))
+            window = self._buffer[max(0, first): max(0, first) + length]
+            if first < 0:
+                window = np.concatenate([np.zeros(-first, np.float32), window])[:length]
+            if len(window) < length:  # the track ends inside the window: silence after it
+                window = np.concatenate([window, np.zeros(length - len(window), np.float32)])
+            steps.append(Step(index, start, end, self.features(window)))
+        # Drop samples no window can need: before the first open window, or before the next one
+        # (windows open as frames are sampled, possibly after their audio arrived).
+        if self._windows:
+            keep_time = self._windows[0][1]
+        elif self._last_start is not None:
+            keep_time = self._last_start + self.window_s
+        else:
+            return steps  # no window yet: keep everything until the first frame is sampled
+        keep_from = min(len(self._buffer), int((keep_time - self._buffer_start) * self.rate))
+        if keep_from > 0:
+            self._buffer = self._buffer[keep_from:]
+            self._buffer_start += keep_from / self.rate
+        return steps
+
+    def finish(self) -> list[Step]:
+        return self._ready(final=True)
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """How an encoder wants its steps built: ``kind`` frame, clip or audio, and its parameters."""
+
+    kind: str
+    transform: Any = None  # frames and clips: spatial preprocessing of one frame
+    clip_frames: int = 1
+    stride: int = 1
+    features: Any = None  # audio: samples -> features
+    rate: int = 16000
+
+    def build(self, window_s: float = 1.0) -> Any:
+        if self.kind == "frame":
+            return FrameSteps(self.transform)
+        if self.kind == "clip":
+            return ClipSteps(self.transform, self.clip_frames, self.stride)
+        if self.kind == "audio":
+            return AudioSteps(self.features, self.rate, window_s)
+        raise ValueError(f"unknown step kind {self.kind!r}")
