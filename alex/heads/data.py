@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from alex.errors import UsageError
 from alex.heads.labels import SPLITS, LabelTable
-from alex.store.dataset import FeatureDataset, locate
+from alex.store.dataset import FeatureDataset, input_arrays, locate
 from alex.store.reader import Store
 
 SIGNATURE_KEYS = ("spec", "dim", "sampling", "dtype")
@@ -40,16 +40,19 @@ def usable_videos(store: Store, inputs: Sequence[str]) -> tuple[list[str], dict[
     """Videos with status ok and live features for every input; counts of the others."""
     rows = store.con.execute(
         """
-        SELECT v.video_id, v.status, count(DISTINCT i.encoder) FILTER (WHERE i.encoder IN (SELECT unnest($inputs)))
+        SELECT v.video_id, v.status,
+               count(DISTINCT i.encoder) FILTER (WHERE i.encoder IN (SELECT unnest($inputs))),
+               coalesce(sum(i.num_steps) FILTER (WHERE i.encoder IN (SELECT unnest($inputs))), 0)
         FROM videos v LEFT JOIN _items_live i USING (video_id)
         GROUP BY v.video_id, v.status ORDER BY v.video_id
         """,
         {"inputs": list(inputs)},
     ).fetchall()
-    usable = [v for v, status, n in rows if status == "ok" and n == len(inputs)]
+    # Every input extracted, and at least one step among them (a silent video has no audio steps).
+    usable = [v for v, status, n, steps in rows if status == "ok" and n == len(inputs) and steps > 0]
     skipped = {
-        "status error": sum(1 for _, status, _ in rows if status != "ok"),
-        "missing features": sum(1 for _, status, n in rows if status == "ok" and n < len(inputs)),
+        "status error": sum(1 for _, status, _, _ in rows if status != "ok"),
+        "missing features": sum(1 for _, status, n, steps in rows if status == "ok" and (n < len(inputs) or steps == 0)),
     }
     return usable, skipped
 
@@ -98,4 +101,5 @@ def select_labelled(store: Store, table: LabelTable, inputs: Sequence[str], requ
 def make_dataset(store: Store, video_ids: list[str], inputs: Sequence[str], label2id: dict[str, int] | None = None,
                  labels: dict[str, str] | None = None) -> FeatureDataset:
     ids = [label2id[labels[v]] for v in video_ids] if label2id is not None and labels is not None else None
-    return FeatureDataset(locate(store, video_ids, inputs), inputs, ids)
+    arrays, dims = input_arrays(store, inputs)
+    return FeatureDataset(locate(store, video_ids, inputs), inputs, ids, arrays, dims)

@@ -55,6 +55,8 @@ class ExtractOptions:
     decoder_threads: int = 0  # FFmpeg threads per decode process; 0: the cores divided among the workers
     quiet: bool = True
     shard_videos: int = 256
+    clip_frames: int | None = None  # clip encoders: sampled frames per clip (default: the model's)
+    clip_stride: int | None = None  # clip encoders: sampled frames between clip starts (default: clip_frames)
 
 
 @dataclass
@@ -120,13 +122,18 @@ def extract(options: ExtractOptions) -> ExtractReport:
         raise UsageError(f"--dtype {options.dtype}: choose one of {', '.join(STORE_DTYPES)}")
     if options.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
+    for flag, value in (("--clip-frames", options.clip_frames), ("--clip-stride", options.clip_stride)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1, got {value}")
     sampling = Sampling(fps=None if options.num_frames is not None else options.fps, num_frames=options.num_frames)
     specs = parse_encoders(options.encoders)
     store = Path(options.store)
-    identities = {
-        spec.name: {**encoder_class(spec.family).identity(spec), "sampling": sampling.to_dict(), "dtype": options.dtype}
-        for spec in specs
-    }
+    clip_options = {"clip_frames": options.clip_frames, "clip_stride": options.clip_stride}
+    identities = {}
+    for spec in specs:
+        identity = encoder_class(spec.family).identity(spec, **clip_options)
+        clip = identity.pop("clip", {})  # clip encoders: clip length and stride are part of the sampling
+        identities[spec.name] = {**identity, "sampling": {**sampling.to_dict(), **clip}, "dtype": options.dtype}
     existing = read_store_config(store) if (store / STORE_JSON).exists() else None
     if existing is not None:
         for name, identity in identities.items():
@@ -143,7 +150,7 @@ def extract(options: ExtractOptions) -> ExtractReport:
 
     device = resolve_device(options.device)
     needed = {name for v in videos for name in v.encoders} | (set() if existing else set(identities))
-    encoders = {spec.name: build_encoder(spec, device) for spec in specs if spec.name in needed}
+    encoders = {spec.name: build_encoder(spec, device, **clip_options) for spec in specs if spec.name in needed}
     with StoreWriter(store, shard_videos=options.shard_videos) as writer:
         for name, encoder in encoders.items():
             if name not in writer.config["encoders"]:

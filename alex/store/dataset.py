@@ -31,6 +31,12 @@ class DatasetIndex:
     locations: list[dict[str, tuple[str, str]]]  # per video: input -> (hdf5 file, group)
 
 
+def input_arrays(store: Store, inputs: Sequence[str]) -> tuple[dict[str, str], dict[str, int]]:
+    """Which HDF5 array each input's encoder trains on, and its feature size."""
+    arrays = {name: store.encoders[name].get("array", EMBEDDING) for name in inputs}
+    return arrays, {name: int(store.encoders[name]["dim"]) for name in inputs}
+
+
 def locate(store: Store, video_ids: Sequence[str], inputs: Sequence[str]) -> DatasetIndex:
     locations = []
     for video_id in video_ids:
@@ -46,11 +52,12 @@ class FeatureDataset(Dataset):
     """
 
     def __init__(self, index: DatasetIndex, inputs: Sequence[str], labels: Sequence[int] | None = None,
-                 array: str = EMBEDDING):
+                 arrays: dict[str, str] | None = None, dims: dict[str, int] | None = None):
         self.index = index
         self.inputs = list(inputs)
         self.labels = list(labels) if labels is not None else None
-        self.array = array
+        self.arrays = arrays or {}  # input -> HDF5 array to read (default "embedding"; "tokens", "logmel"...)
+        self.dims = dims or {}  # input -> feature size, for videos with zero steps
         self._files: dict[str, h5py.File] = {}
         self._pid = os.getpid()
 
@@ -66,16 +73,21 @@ class FeatureDataset(Dataset):
         return handle
 
     def read(self, i: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """input -> (features (T, D) as stored, start times (T,))."""
+        """input -> (features (T, ...) as stored, start times (T,)); zero steps read as empty."""
         out = {}
         for name, (path, group_name) in self.index.locations[i].items():
-            group = self._file(path)[group_name]
-            out[name] = (group[self.array][()], group[T_START][()])
+            array = self.arrays.get(name, EMBEDDING)
+            handle = self._file(path) if os.path.exists(path) else None
+            if handle is None or group_name not in handle:
+                out[name] = (np.zeros((0, self.dims[name]), np.float32), np.zeros(0))
+                continue
+            group = handle[group_name]
+            out[name] = (group[array][()], group[T_START][()])
         return out
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         raw = self.read(i)
-        t0 = min(float(t[0]) for _, t in raw.values() if len(t))
+        t0 = min((float(t[0]) for _, t in raw.values() if len(t)), default=0.0)
         features, timestamps = {}, {}
         for name, (values, times) in raw.items():
             steps = values.shape[0]

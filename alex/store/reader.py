@@ -115,10 +115,20 @@ class Store:
     def arrays(self, video_id: str, encoder: str) -> VideoArrays:
         """Read one video's arrays for one encoder (as stored: float16 unless extracted with float32)."""
         path, group_name = self.array_location(video_id, encoder)
+        if not path.exists():  # a segment whose items all have zero steps has no HDF5 file
+            return self._empty(video_id, encoder)
         with h5py.File(path, "r") as f:
+            if group_name not in f:  # zero steps (e.g. audio of a video without an audio track)
+                return self._empty(video_id, encoder)
             group = f[group_name]
             arrays = {name: group[name][()] for name in group if name not in (T_START, T_END)}
             return VideoArrays(video_id, encoder, group[T_START][()], group[T_END][()], arrays)
+
+    def _empty(self, video_id: str, encoder: str) -> VideoArrays:
+        config = self.encoders[encoder]
+        values = np.zeros((0, int(config["dim"])), dtype=config.get("dtype", "float16"))
+        times = np.zeros(0, dtype=np.float64)
+        return VideoArrays(video_id, encoder, times, times.copy(), {config.get("array", "embedding"): values})
 
     def _check_encoder(self, encoder: str) -> None:
         if encoder not in self.encoders:

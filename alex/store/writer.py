@@ -219,6 +219,8 @@ class StoreWriter:
                     tail = values.shape[1:]
                     row_bytes = max(1, int(np.prod(tail, dtype=np.int64)) * values.dtype.itemsize)
                     chunk_rows = int(max(1, min(values.shape[0], HDF5_CHUNK_BYTES // row_bytes)))
+                    if values.ndim > 2:  # a token grid per step: one chunk per clip
+                        chunk_rows = 1
                     group.create_dataset(
                         name, shape=(0, *tail), maxshape=(None, *tail), chunks=(chunk_rows, *tail), dtype=values.dtype
                     )

@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # pragma: no cover
 FAMILIES: dict[str, str] = {
     "clip": "alex.pipeline.encoders.clip:ClipEncoder",
     "pixels": "alex.pipeline.encoders.pixels:PixelsEncoder",
+    "tubelet": "alex.pipeline.encoders.tubelet:TubeletEncoder",
+    "audio": "alex.pipeline.encoders.audio:AudioEncoder",
 }
 
 DEFAULT_ENCODER = "clip"
@@ -35,13 +37,14 @@ def encoder_class(family: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
-def build_encoder(spec: EncoderSpec | str, device: "torch.device | str" = "cpu") -> Any:
-    """Build an encoder from its spec; weights that cannot be had fail here, before any video is read."""
+def build_encoder(spec: EncoderSpec | str, device: "torch.device | str" = "cpu", **options: Any) -> Any:
+    """Build an encoder from its spec; weights that cannot be had fail here, before any video is read.
+    ``options`` (clip_frames, clip_stride) reach the families that use them."""
     import torch
 
     if isinstance(spec, str):
         spec = EncoderSpec.parse(spec)
-    return encoder_class(spec.family)(spec, torch.device(device))
+    return encoder_class(spec.family)(spec, torch.device(device), **options)
 
 
 def resolve_device(device: str) -> "torch.device":

@@ -118,7 +118,7 @@ class ClipEncoder:
     family = "clip"
 
     @staticmethod
-    def identity(spec: EncoderSpec) -> dict[str, Any]:
+    def identity(spec: EncoderSpec, **_: Any) -> dict[str, Any]:
         """Model and weights with defaults filled in; checks the weights can be had, loads nothing."""
         model = spec.model or DEFAULT_MODEL
         weights = spec.weights or (DEFAULT_WEIGHTS if spec.model is None else default_weights(model))
@@ -126,7 +126,7 @@ class ClipEncoder:
         text = f"clip:{model}@{weights}" if weights else f"clip:{model}"
         return {"family": "clip", "model": model, "weights": weights or None, "spec": text}
 
-    def __init__(self, spec: EncoderSpec, device: torch.device):
+    def __init__(self, spec: EncoderSpec, device: torch.device, **_: Any):
         identity = self._identity = self.identity(spec)
         self.model_name, self.weights = identity["model"], identity["weights"] or ""
         self.device = device

@@ -22,7 +22,7 @@ class PixelsEncoder:
     family = "pixels"
 
     @staticmethod
-    def identity(spec: EncoderSpec) -> dict[str, Any]:
+    def identity(spec: EncoderSpec, **_: Any) -> dict[str, Any]:
         if spec.weights not in (None, "random", "none"):
             raise EncoderSpecError(f"pixels has no weights; got @{spec.weights}")
         try:
@@ -33,7 +33,7 @@ class PixelsEncoder:
             raise EncoderSpecError(f"pixels:{size}: side length must be between 1 and 512")
         return {"family": "pixels", "model": str(size), "weights": None, "spec": f"pixels:{size}"}
 
-    def __init__(self, spec: EncoderSpec, device: torch.device):
+    def __init__(self, spec: EncoderSpec, device: torch.device, **_: Any):
         self._identity = self.identity(spec)
         self.size = int(self._identity["model"])
         self.device = device

@@ -25,13 +25,15 @@ INTERPOLATIONS = {
 class ResizeCrop:
     """Resize then crop to ``size`` x ``size``, as torchvision's Resize + CenterCrop do on PIL images.
 
-    ``mode='shortest'``: the shorter side becomes ``size``, then a centre crop (CLIP's default);
+    ``mode='shortest'``: the shorter side becomes ``resize`` (default ``size``), then a centre
+    crop of ``size`` (CLIP's default);
     ``mode='squash'``: both sides become ``size``, aspect ratio not kept.
     """
 
     size: int
     interpolation: str = "bicubic"
     mode: str = "shortest"
+    resize: int | None = None  # shorter side before the crop (default: size), e.g. 292 for a 256 crop
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 -> (size, size, 3) uint8."""
@@ -41,7 +43,8 @@ class ResizeCrop:
             return np.array(image.resize((self.size, self.size), resample))
         width, height = image.size
         short, long = (width, height) if width <= height else (height, width)
-        new_short, new_long = self.size, int(self.size * long / short)
+        target = self.resize or self.size
+        new_short, new_long = target, int(target * long / short)
         new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
         if (new_w, new_h) != (width, height):
             image = image.resize((new_w, new_h), resample)
