@@ -57,6 +57,7 @@ class ExtractOptions:
     shard_videos: int = 256
     clip_frames: int | None = None  # clip encoders: sampled frames per clip (default: the model's)
     clip_stride: int | None = None  # clip encoders: sampled frames between clip starts (default: clip_frames)
+    keep_tokens: bool = False  # languagebind: also store per-frame tokens (Video-LLaVA's layer)
 
 
 @dataclass
@@ -128,7 +129,7 @@ def extract(options: ExtractOptions) -> ExtractReport:
     sampling = Sampling(fps=None if options.num_frames is not None else options.fps, num_frames=options.num_frames)
     specs = parse_encoders(options.encoders)
     store = Path(options.store)
-    clip_options = {"clip_frames": options.clip_frames, "clip_stride": options.clip_stride}
+    clip_options = {"clip_frames": options.clip_frames, "clip_stride": options.clip_stride, "keep_tokens": options.keep_tokens}
     identities = {}
     for spec in specs:
         identity = encoder_class(spec.family).identity(spec, **clip_options)

@@ -12,7 +12,7 @@ from alex.errors import EncoderConflictError, StoreFormatError, UsageError
 from alex.store.layout import FORMAT_NAME, FORMAT_VERSION, STORE_JSON
 
 # Fields that make two extractions under one encoder name the same features.
-IDENTITY_KEYS = ("family", "model", "weights", "sampling", "dtype")
+IDENTITY_KEYS = ("family", "model", "weights", "sampling", "dtype", "tokens")
 
 ENCODER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 

@@ -18,6 +18,7 @@ FAMILIES: dict[str, str] = {
     "pixels": "alex.pipeline.encoders.pixels:PixelsEncoder",
     "tubelet": "alex.pipeline.encoders.tubelet:TubeletEncoder",
     "audio": "alex.pipeline.encoders.audio:AudioEncoder",
+    "languagebind": "alex.pipeline.encoders.languagebind.encoder:LanguageBindEncoder",
 }
 
 DEFAULT_ENCODER = "clip"
@@ -39,7 +40,7 @@ def encoder_class(family: str) -> type:
 
 def build_encoder(spec: EncoderSpec | str, device: "torch.device | str" = "cpu", **options: Any) -> Any:
     """Build an encoder from its spec; weights that cannot be had fail here, before any video is read.
-    ``options`` (clip_frames, clip_stride) reach the families that use them."""
+    ``options`` (clip_frames, clip_stride, keep_tokens) reach the families that use them."""
     import torch
 
     if isinstance(spec, str):
