@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -84,3 +85,25 @@ def test_search(store):
     assert table.exit_code == 0 and "rank" in table.output
     wrong = invoke("search", "x", "--store", store, "--encoder", "pixels")
     assert wrong.exit_code == 2 and "cannot embed text" in wrong.output
+
+
+def test_every_encoder_family_through_alex_extract(tmp_path):
+    from tests.fixtures.videos import make_video
+
+    make_video(tmp_path / "v" / "talk.mp4", num_frames=40, fps=10, audio=True, noise=True)
+    make_video(tmp_path / "v" / "short.mp4", num_frames=8, fps=10, noise=True, seed=1)
+    result = invoke("extract", "--videos", tmp_path / "v", "--store", tmp_path / "s", "--workers", "1", "--fps", "4",
+                    "--clip-frames", "4", "--keep-tokens", "-e", "clip:tiny@random", "-e", "pixels",
+                    "-e", "tubelet:tiny@random", "-e", "languagebind:tiny@random", "-e", "audio:tiny")
+    assert result.exit_code == 0, result.output
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    join = readme.split("```sql\n")[1].split("```")[0]
+    rows = json.loads(invoke("query", join, "--store", tmp_path / "s", "-f", "json").output)
+    talk = [r for r in rows if r["video_id"] == "talk.mp4"]
+    assert [(r["clip"], r["clip_frames"], r["audio_windows"]) for r in talk] == [(0, 4, 4), (1, 4, 4), (2, 4, 4), (3, 4, 4)]
+    short = [r for r in rows if r["video_id"] == "short.mp4"]
+    assert [(r["clip"], r["padded"]) for r in short] == [(0, 1)]  # 0.8 s at 4 fps: 3 frames in a 4-frame clip
+    counts = dict(tuple(r.values()) for r in json.loads(invoke(
+        "query", "SELECT encoder, count(*) AS n FROM frames WHERE video_id = 'short.mp4' GROUP BY 1", "--store", tmp_path / "s",
+        "-f", "json").output))
+    assert counts == {"clip": 3, "pixels": 3, "tubelet": 1, "languagebind": 1}  # no audio track: no audio rows

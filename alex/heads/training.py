@@ -107,7 +107,7 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
         names = sort_labels(set(selection.labels.values()))
         label2id = {name: i for i, name in enumerate(names)}
         datasets = {
-            split: make_dataset(store, ids, options.inputs, label2id, selection.labels)
+            split: make_dataset(store, ids, options.inputs, label2id, selection.labels, augment=split == "train")
             for split, ids in selection.splits.items()
         }
 

@@ -9,6 +9,7 @@ a video lacks.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import defaultdict
@@ -58,6 +59,8 @@ class ExtractOptions:
     clip_frames: int | None = None  # clip encoders: sampled frames per clip (default: the model's)
     clip_stride: int | None = None  # clip encoders: sampled frames between clip starts (default: clip_frames)
     keep_tokens: bool = False  # languagebind: also store per-frame tokens (Video-LLaVA's layer)
+    views: int = 1  # per-frame encoders: K augmented views per frame, view 0 plain (for probe training)
+    seed: int = 0  # seeds the augmented views
 
 
 @dataclass
@@ -129,12 +132,15 @@ def extract(options: ExtractOptions) -> ExtractReport:
     sampling = Sampling(fps=None if options.num_frames is not None else options.fps, num_frames=options.num_frames)
     specs = parse_encoders(options.encoders)
     store = Path(options.store)
+    if options.views < 1:
+        raise UsageError(f"--views must be at least 1, got {options.views}")
     clip_options = {"clip_frames": options.clip_frames, "clip_stride": options.clip_stride, "keep_tokens": options.keep_tokens}
     identities = {}
     for spec in specs:
         identity = encoder_class(spec.family).identity(spec, **clip_options)
         clip = identity.pop("clip", {})  # clip encoders: clip length and stride are part of the sampling
-        identities[spec.name] = {**identity, "sampling": {**sampling.to_dict(), **clip}, "dtype": options.dtype}
+        views = {"views": options.views, "views_seed": options.seed} if options.views > 1 and not clip and spec.family != "audio" else {}
+        identities[spec.name] = {**identity, "sampling": {**sampling.to_dict(), **clip, **views}, "dtype": options.dtype}
     existing = read_store_config(store) if (store / STORE_JSON).exists() else None
     if existing is not None:
         for name, identity in identities.items():
@@ -243,13 +249,20 @@ class _Run:
         # Split the cores between decode processes rather than letting each take them all.
         threads = options.decoder_threads or max(1, (os.cpu_count() or 1) // max(1, workers))
         tasks = [
-            DecodeTask(v.task_id, str(v.file.path), {e: encoders[e].steps for e in v.encoders}, sampling,
-                       threads=threads, fingerprint=v.fingerprint)
+            DecodeTask(v.task_id, str(v.file.path), {e: self._steps(e) for e in v.encoders}, sampling,
+                       threads=threads, fingerprint=v.fingerprint, video_id=v.file.video_id)
             for v in videos
         ]
         self.decoder = ProcessDecoder(tasks, workers) if workers > 0 else InlineDecoder(tasks)
         self.progress = ExtractProgress(len(videos), quiet=options.quiet)
         self.profile = report.profile
+
+    def _steps(self, name: str):
+        """The encoder's step spec, with --views augmented views for per-frame encoders."""
+        steps = self.encoders[name].steps
+        if self.options.views > 1 and steps.kind == "frame":
+            return dataclasses.replace(steps, views=self.options.views, seed=self.options.seed)
+        return steps
 
     def run(self) -> None:
         finished = False
@@ -322,7 +335,13 @@ class _Run:
         batch = torch.from_numpy(np.stack([item.data for item in items]))  # (B, ...) as the encoder wants it
         if self.device.type == "cuda":
             batch = batch.pin_memory().to(self.device, non_blocking=True)
+        views = batch.shape[1] if self._steps(name).views > 1 else 0
+        if views:  # (B, K, h, w, 3): encode every view, keep view 0 as the plain features
+            batch = batch.flatten(0, 1)
         output = self.encoders[name].encode(batch)
+        if views:
+            stacked = output.float().view(len(items), views, -1)  # (B, K, D)
+            output = EncoderOutput(pooled=stacked[:, 0], arrays={"embedding": stacked[:, 0], "views": stacked})
         if isinstance(output, EncoderOutput):  # a pooled vector plus token arrays
             pooled = output.pooled.float().cpu().numpy()  # (B, D)
             arrays = {key: value.float().cpu().numpy() for key, value in output.arrays.items()}

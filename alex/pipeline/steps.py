@@ -161,8 +161,12 @@ class StepSpec:
     stride: int = 1
     features: Any = None  # audio: samples -> features
     rate: int = 16000
+    views: int = 1  # frames: augmented views per frame (view 0 plain)
+    seed: int = 0
 
-    def build(self, window_s: float = 1.0) -> Any:
+    def build(self, window_s: float = 1.0, video_key: int = 0) -> Any:
+        if self.kind == "frame" and self.views > 1:
+            return ViewSteps(AugmentedViews(self.transform, self.views, self.seed, video_key))
         if self.kind == "frame":
             return FrameSteps(self.transform)
         if self.kind == "clip":
@@ -170,3 +174,54 @@ class StepSpec:
         if self.kind == "audio":
             return AudioSteps(self.features, self.rate, window_s)
         raise ValueError(f"unknown step kind {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class AugmentedViews:
+    """``views`` versions of a frame: view 0 is ``transform(frame)``; views 1.. first take a random
+    resized crop (scale 0.3-1, aspect 3/4-4/3, as torchvision's RandomResizedCrop) and a horizontal
+    flip with probability 1/2. The randomness is seeded by (seed, video, frame index, view), so the
+    same seed gives the same views whatever the worker or the order. (H, W, 3) -> (views, ...)."""
+
+    transform: Callable[[np.ndarray], np.ndarray]
+    views: int
+    seed: int = 0
+    video_key: int = 0
+
+    def for_video(self, video_key: int) -> "AugmentedViews":
+        return AugmentedViews(self.transform, self.views, self.seed, video_key)
+
+    def __call__(self, rgb: np.ndarray, index: int = 0) -> np.ndarray:
+        out = [self.transform(rgb)]
+        for view in range(1, self.views):
+            rng = np.random.default_rng((self.seed, self.video_key, index, view))
+            out.append(self.transform(self._augment(rgb, rng)))
+        return np.stack(out)
+
+    @staticmethod
+    def _augment(rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        height, width = rgb.shape[:2]
+        area = height * width
+        top, left, h, w = 0, 0, height, width
+        for _ in range(10):
+            target = area * rng.uniform(0.3, 1.0)
+            aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+            w_try, h_try = int(round(np.sqrt(target * aspect))), int(round(np.sqrt(target / aspect)))
+            if 0 < w_try <= width and 0 < h_try <= height:
+                top, left = int(rng.integers(0, height - h_try + 1)), int(rng.integers(0, width - w_try + 1))
+                h, w = h_try, w_try
+                break
+        crop = rgb[top : top + h, left : left + w]
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        return np.ascontiguousarray(crop)
+
+
+class ViewSteps(FrameSteps):
+    """One step per sampled frame holding ``views`` augmented versions of it (views, ...)."""
+
+    def __init__(self, views: AugmentedViews):
+        self.views = views
+
+    def feed(self, index: int, t_start: float, t_end: float, rgb: np.ndarray) -> list[Step]:
+        return [Step(index, t_start, t_end, self.views(rgb, index))]

@@ -9,6 +9,7 @@ generator whether it runs in a worker process or inline (``--workers 0``).
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing as mp
 import os
 import queue
@@ -38,6 +39,7 @@ class DecodeTask:
     threads: int = 0
     fingerprint: str | None = None  # None: hash the file here, in parallel with other workers
     audio_rate: int = 16000
+    video_id: str = ""  # seeds augmented views, so they do not depend on the worker
 
 
 @dataclass
@@ -94,7 +96,8 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
         else:
             window_s = 1.0 / task.sampling.fps
             targets = lambda first: fps_targets(first, task.sampling.fps)  # noqa: E731
-        builders = {name: spec.build(window_s) for name, spec in task.steps.items()}
+        video_key = int.from_bytes(hashlib.blake2b(task.video_id.encode(), digest_size=8).digest(), "big")
+        builders = {name: spec.build(window_s, video_key) for name, spec in task.steps.items()}
         audio = {name: b for name, b in builders.items() if isinstance(b, AudioSteps)}
         visual = {name: b for name, b in builders.items() if name not in audio}
         pending: dict[str, list[Step]] = {name: [] for name in builders}

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alex.store.layout import EMBEDDING, T_START
+from alex.store.layout import EMBEDDING, T_START, VIEWS
 from alex.store.reader import Store
 
 
@@ -52,12 +52,13 @@ class FeatureDataset(Dataset):
     """
 
     def __init__(self, index: DatasetIndex, inputs: Sequence[str], labels: Sequence[int] | None = None,
-                 arrays: dict[str, str] | None = None, dims: dict[str, int] | None = None):
+                 arrays: dict[str, str] | None = None, dims: dict[str, int] | None = None, augment: bool = False):
         self.index = index
         self.inputs = list(inputs)
         self.labels = list(labels) if labels is not None else None
         self.arrays = arrays or {}  # input -> HDF5 array to read (default "embedding"; "tokens", "logmel"...)
         self.dims = dims or {}  # input -> feature size, for videos with zero steps
+        self.augment = augment  # training: read one of the stored augmented views (--views) at random
         self._files: dict[str, h5py.File] = {}
         self._pid = os.getpid()
 
@@ -82,7 +83,12 @@ class FeatureDataset(Dataset):
                 out[name] = (np.zeros((0, self.dims[name]), np.float32), np.zeros(0))
                 continue
             group = handle[group_name]
-            out[name] = (group[array][()], group[T_START][()])
+            if self.augment and VIEWS in group:  # (T, K, D): each item draws one view per read
+                views = group[VIEWS]
+                view = int(torch.randint(views.shape[1], ()).item())
+                out[name] = (views[:, view], group[T_START][()])
+            else:
+                out[name] = (group[array][()], group[T_START][()])
         return out
 
     def __getitem__(self, i: int) -> dict[str, Any]:

@@ -39,6 +39,7 @@ STATUS_ERROR = "error"
 
 # HDF5 dataset names inside /<encoder>/<video key>/
 EMBEDDING = "embedding"
+VIEWS = "views"  # (T, K, D): K augmented views per step, view 0 plain (extract --views K)
 T_START = "t_start"
 T_END = "t_end"
 

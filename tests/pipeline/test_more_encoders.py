@@ -106,3 +106,28 @@ def test_one_timeline_joins_clips_frames_and_audio(tmp_path):
     with h5py.File(path) as f:
         tokens = f[group]["tokens"]
         assert tokens.shape == (3, 2, 4, 4, 32) and tokens.dtype == np.float16 and tokens.chunks == (1, 2, 4, 4, 32)
+
+
+def test_views_are_seeded_augmentations_with_the_plain_frame_first(tmp_path):
+    from alex.heads.data import make_dataset
+
+    make_video(tmp_path / "v" / "a.mp4", num_frames=30, fps=10, noise=True)
+    for store, workers, seed in [("s1", 0, 7), ("s2", 1, 7), ("s3", 0, 8)]:
+        extract(ExtractOptions(videos=tmp_path / "v", store=tmp_path / store, encoders=["pixels:8", "clip:tiny@random"],
+                               workers=workers, fps=2.0, views=3, seed=seed))
+    plain = extract(ExtractOptions(videos=tmp_path / "v", store=tmp_path / "plain", encoders=["pixels:8"], workers=0, fps=2.0))
+    assert plain.exit_code == 0
+    stores = {name: alex.open_store(tmp_path / name) for name in ("s1", "s2", "s3", "plain")}
+    a, b, c = (stores[n].arrays("a.mp4", "pixels").arrays for n in ("s1", "s2", "s3"))
+    assert a["views"].shape == (6, 3, 192)  # (steps, views, D)
+    assert np.array_equal(a["views"][:, 0], stores["plain"].arrays("a.mp4", "pixels").embedding)  # view 0: the plain frame
+    assert np.array_equal(a["views"], b["views"])  # same seed, same views (in or out of worker processes)
+    assert not np.array_equal(a["views"][:, 1:], c["views"][:, 1:])  # another seed, other views
+    assert not np.array_equal(a["views"][:, 1], a["views"][:, 2])
+    assert stores["s1"].encoders["pixels"]["sampling"]["views"] == 3
+    train = make_dataset(stores["s1"], ["a.mp4"], ["pixels"], augment=True)
+    evaluation = make_dataset(stores["s1"], ["a.mp4"], ["pixels"])
+    torch.manual_seed(0)
+    drawn = {tuple(train[0]["features"]["pixels"][0, :4].tolist()) for _ in range(12)}
+    assert len(drawn) > 1  # training draws among the views
+    assert np.allclose(evaluation[0]["features"]["pixels"].numpy(), a["embedding"].astype(np.float32))
