@@ -341,13 +341,13 @@ class _Run:
         output = self.encoders[name].encode(batch)
         if views:
             stacked = output.float().view(len(items), views, -1)  # (B, K, D)
-            output = EncoderOutput(pooled=stacked[:, 0], arrays={"embedding": stacked[:, 0], "views": stacked})
-        if isinstance(output, EncoderOutput):  # a pooled vector plus token arrays
+            output = EncoderOutput(pooled=stacked[:, 0], arrays={"views": stacked})
+        if isinstance(output, EncoderOutput):  # a pooled vector plus token arrays (HDF5)
             pooled = output.pooled.float().cpu().numpy()  # (B, D)
             arrays = {key: value.float().cpu().numpy() for key, value in output.arrays.items()}
-        else:  # per-frame encoders: the pooled vector is the array
+        else:  # per-frame encoders: the pooled vector is all there is (it lives in the frames table)
             pooled = output.float().cpu().numpy()  # (B, D)
-            arrays = {"embedding": pooled}
+            arrays = {}
         t1 = time.perf_counter()
         self.profile["encode_s"] += t1 - t0
         self.report.frames += len(items)

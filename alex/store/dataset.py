@@ -1,17 +1,19 @@
 """A torch Dataset over a store: per video, the arrays of the requested inputs with their times.
 
-HDF5 files are opened lazily, once per process (so several DataLoader workers each get their
-own handles), and kept open. Arrays are read as stored (float16 by default) and returned as
-float32; ``collate_features`` pads variable lengths and says which steps are real with masks.
-Token arrays (T, ..., D) are flattened to (T * tokens, D) with each token carrying its step's
-time.
+Pooled vectors (what per-frame encoders store, in the ``frames`` Parquet) are read once, for the
+dataset's videos, into one in-memory array per input: a DataLoader worker forks with them and
+reads by slicing. Larger arrays (token grids, audio windows, augmented views) stay in HDF5 and
+are read per item; files are opened lazily once per process (several DataLoader workers each
+get their own handles). Values are returned as float32; ``collate_features`` pads variable
+lengths and says which steps are real with masks. Token arrays (T, ..., D) are flattened to
+(T * tokens, D), each token carrying its step's time.
 """
 
 from __future__ import annotations
 
 import os
+from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import h5py
@@ -20,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from alex.store.layout import EMBEDDING, T_START, VIEWS
-from alex.store.reader import Store
+from alex.store.reader import Store, read_pooled
 
 
 @dataclass
@@ -29,26 +31,44 @@ class DatasetIndex:
 
     video_ids: list[str]
     locations: list[dict[str, tuple[str, str]]]  # per video: input -> (hdf5 file, group)
+    frames: list[dict[str, str]] | None = None  # per video: input -> frames Parquet file
 
 
 def input_arrays(store: Store, inputs: Sequence[str]) -> tuple[dict[str, str], dict[str, int]]:
-    """Which HDF5 array each input's encoder trains on, and its feature size."""
+    """Which array each input's encoder trains on, and its feature size."""
     arrays = {name: store.encoders[name].get("array", EMBEDDING) for name in inputs}
     return arrays, {name: int(store.encoders[name]["dim"]) for name in inputs}
 
 
 def locate(store: Store, video_ids: Sequence[str], inputs: Sequence[str]) -> DatasetIndex:
-    locations = []
+    locations, frames = [], []
     for video_id in video_ids:
         locations.append({name: tuple(map(str, store.array_location(video_id, name))) for name in inputs})
-    return DatasetIndex(list(video_ids), locations)
+        frames.append({name: str(store.frames_file(video_id, name)) for name in inputs})
+    return DatasetIndex(list(video_ids), locations, frames)
+
+
+class PooledTable:
+    """One input's pooled vectors for a set of videos, in memory: video -> rows of one array."""
+
+    def __init__(self, files: dict[str, list[str]], dim: int):
+        self.rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # video -> (t_start (T,), values (T, D))
+        self.dim = dim
+        for path, ids in files.items():
+            if os.path.exists(path):
+                for video_id, (t_start, _, values) in read_pooled(path, ids).items():
+                    self.rows[video_id] = (t_start, values)
+
+    def get(self, video_id: str) -> tuple[np.ndarray, np.ndarray]:
+        return self.rows.get(video_id, (np.zeros(0), np.zeros((0, self.dim), np.float32)))
 
 
 class FeatureDataset(Dataset):
     """Items: ``{"video_id", "features": {input: (T, D)}, "timestamps": {input: (T,)}, "labels"?}``.
 
     Timestamps are seconds from the video's first stored step (over all inputs), so a head sees
-    when within the video each step is.
+    when within the video each step is. With ``augment``, inputs extracted with ``--views`` give
+    one of their augmented views at random (the training split); otherwise the plain features.
     """
 
     def __init__(self, index: DatasetIndex, inputs: Sequence[str], labels: Sequence[int] | None = None,
@@ -56,39 +76,52 @@ class FeatureDataset(Dataset):
         self.index = index
         self.inputs = list(inputs)
         self.labels = list(labels) if labels is not None else None
-        self.arrays = arrays or {}  # input -> HDF5 array to read (default "embedding"; "tokens", "logmel"...)
-        self.dims = dims or {}  # input -> feature size, for videos with zero steps
-        self.augment = augment  # training: read one of the stored augmented views (--views) at random
+        self.arrays = {name: (arrays or {}).get(name, EMBEDDING) for name in self.inputs}
+        self.dims = dims or {}
+        self.augment = augment
+        self.pooled: dict[str, PooledTable] = {}
+        for name in self.inputs:
+            if self.arrays[name] == EMBEDDING and index.frames is not None:
+                files: dict[str, list[str]] = defaultdict(list)
+                for video_id, frames in zip(index.video_ids, index.frames):
+                    files[frames[name]].append(video_id)
+                self.pooled[name] = PooledTable(files, self.dims.get(name, 0))
         self._files: dict[str, h5py.File] = {}
         self._pid = os.getpid()
 
     def __len__(self) -> int:
         return len(self.index.video_ids)
 
-    def _file(self, path: str) -> h5py.File:
+    def _file(self, path: str) -> h5py.File | None:
         if self._pid != os.getpid():  # a forked DataLoader worker: never share the parent's handles
             self._files, self._pid = {}, os.getpid()
         handle = self._files.get(path)
-        if handle is None:
+        if handle is None and os.path.exists(path):
             handle = self._files[path] = h5py.File(path, "r")
         return handle
 
+    def _group(self, i: int, name: str) -> h5py.Group | None:
+        path, group_name = self.index.locations[i][name]
+        handle = self._file(path)
+        return handle[group_name] if handle is not None and group_name in handle else None
+
     def read(self, i: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """input -> (features (T, ...) as stored, start times (T,)); zero steps read as empty."""
+        video_id = self.index.video_ids[i]
         out = {}
-        for name, (path, group_name) in self.index.locations[i].items():
-            array = self.arrays.get(name, EMBEDDING)
-            handle = self._file(path) if os.path.exists(path) else None
-            if handle is None or group_name not in handle:
-                out[name] = (np.zeros((0, self.dims[name]), np.float32), np.zeros(0))
-                continue
-            group = handle[group_name]
-            if self.augment and VIEWS in group:  # (T, K, D): each item draws one view per read
+        for name in self.inputs:
+            group = self._group(i, name) if self.augment or name not in self.pooled else None
+            if self.augment and group is not None and VIEWS in group:  # (T, K, D): one view per read
                 views = group[VIEWS]
                 view = int(torch.randint(views.shape[1], ()).item())
                 out[name] = (views[:, view], group[T_START][()])
+            elif name in self.pooled:
+                t_start, values = self.pooled[name].get(video_id)
+                out[name] = (values, t_start)
+            elif group is not None:
+                out[name] = (group[self.arrays[name]][()], group[T_START][()])
             else:
-                out[name] = (group[array][()], group[T_START][()])
+                out[name] = (np.zeros((0, self.dims.get(name, 0)), np.float32), np.zeros(0))
         return out
 
     def __getitem__(self, i: int) -> dict[str, Any]:

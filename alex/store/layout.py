@@ -6,7 +6,11 @@ A store is a folder::
     segments/<segment>/videos.parquet      one row per video processed in this segment
     segments/<segment>/items.parquet       one row per (video, encoder) extracted (or failed) in this segment
     segments/<segment>/frames/<encoder>.parquet   one row per sampled step, pooled embedding
-    segments/<segment>/arrays.h5     /<encoder>/<video key>/{embedding, t_start, t_end}
+    segments/<segment>/arrays.h5     /<encoder>/<video key>/{tokens | logmel | views, t_start, t_end}
+
+Each value is stored once: the pooled vector of a step (what search and per-frame heads use)
+lives in the ``frames`` Parquet; HDF5 holds only the larger arrays some encoders add (token
+grids, audio windows, augmented views), chunked along time.
     .staging/                        segments being written; never read
     .lock                            held by the one process writing
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from alex.errors import StoreFormatError, UsageError
 from alex.store.config import read_store_config
-from alex.store.layout import ARRAYS_FILE, SEGMENTS_DIR, T_END, T_START, array_group
+from alex.store.layout import ARRAYS_FILE, EMBEDDING, FRAMES_DIR, SEGMENTS_DIR, T_END, T_START, array_group
 from alex.store.views import create_views
 
 READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
@@ -112,23 +112,37 @@ class Store:
             raise KeyError(f"store {self.root} has no '{encoder}' features for video {video_id!r}")
         return self.root / SEGMENTS_DIR / segment / ARRAYS_FILE, array_group(encoder, video_id)
 
-    def arrays(self, video_id: str, encoder: str) -> VideoArrays:
-        """Read one video's arrays for one encoder (as stored: float16 unless extracted with float32)."""
-        path, group_name = self.array_location(video_id, encoder)
-        if not path.exists():  # a segment whose items all have zero steps has no HDF5 file
-            return self._empty(video_id, encoder)
-        with h5py.File(path, "r") as f:
-            if group_name not in f:  # zero steps (e.g. audio of a video without an audio track)
-                return self._empty(video_id, encoder)
-            group = f[group_name]
-            arrays = {name: group[name][()] for name in group if name not in (T_START, T_END)}
-            return VideoArrays(video_id, encoder, group[T_START][()], group[T_END][()], arrays)
+    def frames_file(self, video_id: str, encoder: str) -> Path:
+        """The Parquet file holding one video's live rows for one encoder."""
+        self._check_encoder(encoder)
+        segment = self.live_items().get((video_id, encoder))
+        if segment is None:
+            raise KeyError(f"store {self.root} has no '{encoder}' features for video {video_id!r}")
+        return self.root / SEGMENTS_DIR / segment / FRAMES_DIR / f"{encoder}.parquet"
 
-    def _empty(self, video_id: str, encoder: str) -> VideoArrays:
-        config = self.encoders[encoder]
-        values = np.zeros((0, int(config["dim"])), dtype=config.get("dtype", "float16"))
-        times = np.zeros(0, dtype=np.float64)
-        return VideoArrays(video_id, encoder, times, times.copy(), {config.get("array", "embedding"): values})
+    def arrays(self, video_id: str, encoder: str) -> VideoArrays:
+        """One video's arrays for one encoder, as stored (float16 unless extracted with float32):
+        ``embedding`` (T, D), the pooled vectors from the frames table, plus the encoder's HDF5
+        arrays (``tokens``, ``logmel``, ``views``...), with the steps' start and end times."""
+        frames = self.frames_file(video_id, encoder)
+        dtype = np.dtype(self.encoders[encoder].get("dtype", "float16"))
+        pooled = read_pooled(frames, [video_id]) if frames.exists() else {}
+        rows = pooled.get(video_id)
+        if rows is None:  # zero steps (e.g. audio of a video without an audio track)
+            dim = int(self.encoders[encoder]["dim"])
+            rows = (np.zeros(0), np.zeros(0), np.zeros((0, dim), dtype))
+        t_start, t_end, embedding = rows
+        arrays = {EMBEDDING: embedding.astype(dtype, copy=False)}
+        path, group_name = self.array_location(video_id, encoder)
+        if path.exists():
+            with h5py.File(path, "r") as f:
+                if group_name in f:
+                    group = f[group_name]
+                    arrays.update({name: group[name][()] for name in group if name not in (T_START, T_END)})
+        main = self.encoders[encoder].get("array", EMBEDDING)
+        if main not in arrays:  # zero steps: an empty array of the encoder's kind
+            arrays[main] = np.zeros((0, int(self.encoders[encoder]["dim"])), dtype)
+        return VideoArrays(video_id, encoder, t_start, t_end, arrays)
 
     def _check_encoder(self, encoder: str) -> None:
         if encoder not in self.encoders:
@@ -143,6 +157,29 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_pooled(path: Path, video_ids: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """video_id -> (t_start (T,), t_end (T,), embedding (T, D) as stored) from one frames Parquet file,
+    in step order, for the given videos."""
+    import pyarrow.parquet as pq
+
+    wanted = list(dict.fromkeys(video_ids))
+    table = pq.read_table(path, columns=["video_id", "index", "t_start", "t_end", "embedding"],
+                          filters=[("video_id", "in", wanted)])
+    table = table.sort_by([("video_id", "ascending"), ("index", "ascending")])
+    if table.num_rows == 0:
+        return {}
+    embedding = table.column("embedding").combine_chunks()
+    dim = embedding.type.list_size
+    values = embedding.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)  # (N, D)
+    ids = table.column("video_id").to_numpy(zero_copy_only=False)
+    t_start, t_end = table.column("t_start").to_numpy(), table.column("t_end").to_numpy()
+    out = {}
+    bounds = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(ids)]):
+        out[str(ids[start])] = (t_start[start:stop], t_end[start:stop], values[start:stop])
+    return out
 
 
 def open_store(path: str | Path) -> Store:

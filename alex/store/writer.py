@@ -196,12 +196,13 @@ class StoreWriter:
                     f"encoder '{encoder}' produced non-finite values in '{name}' (NaN, inf, or beyond "
                     f"the range of {dtype}); the video's features were not written"
                 )
-        pending = video.arrays.setdefault(encoder, {})
-        for name, values in {**arrays, T_START: np.asarray(steps.t_start), T_END: np.asarray(steps.t_end)}.items():
-            pending.setdefault(name, []).append(values)
-            video.pending_bytes += values.nbytes
-        if video.pending_bytes > SPILL_BYTES:
-            self._write_arrays(video_id, video)
+        if arrays:  # token grids, audio windows, views: HDF5. The pooled vector lives in the frames table only.
+            pending = video.arrays.setdefault(encoder, {})
+            for name, values in {**arrays, T_START: np.asarray(steps.t_start), T_END: np.asarray(steps.t_end)}.items():
+                pending.setdefault(name, []).append(values)
+                video.pending_bytes += values.nbytes
+            if video.pending_bytes > SPILL_BYTES:
+                self._write_arrays(video_id, video)
         padded = steps.padded if steps.padded is not None else np.zeros(len(steps.index), np.int16)
         video.encoders.setdefault(encoder, []).append(StepBatch(steps.index, steps.t_start, steps.t_end, pooled, {}, padded))
 

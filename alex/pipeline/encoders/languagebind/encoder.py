@@ -116,7 +116,7 @@ class LanguageBindEncoder:
         pixels = batch.float().permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W), the processor's layout
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
             embedding, tokens = self.model.video_features(pixels, VIDEO_LLAVA_LAYER if self.keep_tokens else None)
-        arrays = {"tokens": tokens.float()} if tokens is not None else {"embedding": embedding.float()}
+        arrays = {"tokens": tokens.float()} if tokens is not None else {}
         return EncoderOutput(pooled=embedding.float(), arrays=arrays)
 
     @torch.no_grad()
