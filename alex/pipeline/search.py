@@ -34,6 +34,6 @@ def search_text(store: str | Path, text: str, k: int = 10, encoder: str | None =
         cfg = s.encoders[encoder]
         model = build_encoder(EncoderSpec(encoder, cfg["family"], cfg.get("model"), cfg.get("weights")), resolve_device(device))
         vector = model.encode_text([text])[0].cpu().numpy()  # (D,)
-        relation = s.search(vector, encoder, k)
+        relation = s.search(vector, encoder, k, cache=False)  # one query: scan the Parquet directly
         columns = relation.columns
         return [dict(zip(columns, row)) for row in relation.fetchall()]

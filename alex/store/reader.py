@@ -49,6 +49,7 @@ class Store:
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET lock_configuration = true")
         self._live_items: dict[tuple[str, str], str] | None = None
+        self._search_tables: set[str] = set()
 
     # ---- SQL ------------------------------------------------------------------------------
 
@@ -74,15 +75,34 @@ class Store:
         self._check_encoder(encoder)
         return self.con.sql("SELECT * FROM frames WHERE encoder = $encoder", params={"encoder": encoder})
 
-    def search(self, vector: Sequence[float] | np.ndarray, encoder: str, k: int = 10) -> duckdb.DuckDBPyRelation:
-        """The ``k`` stored steps of ``encoder`` nearest to ``vector`` by cosine similarity, scored in DuckDB."""
+    def search(self, vector: Sequence[float] | np.ndarray, encoder: str, k: int = 10,
+               cache: bool = True) -> duckdb.DuckDBPyRelation:
+        """The ``k`` stored steps of ``encoder`` nearest to ``vector`` by cosine similarity, scored in DuckDB.
+
+        With ``cache`` the first search of an encoder copies its live pooled vectors into an
+        in-memory DuckDB table of fixed-size ``FLOAT[D]`` arrays, and later searches on this Store
+        scan that (native arrays, no Parquet decoding, no list casts). ``cache=False`` scans the
+        Parquet files directly, which is faster for a single query.
+        """
         self._check_encoder(encoder)
         dim = int(self.encoders[encoder]["dim"])
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != dim:
             raise UsageError(f"search vector has {query.shape[0]} values; encoder '{encoder}' stores {dim}")
-        # A zero vector (a black frame, an empty query) has no direction: its cosine is NaN, which
-        # DuckDB would sort above every number, so such rows are left out.
+        norm = float(np.linalg.norm(query))
+        if cache:
+            # Unit vectors: the cosine is one inner product per row. Zero vectors (a black frame)
+            # have no direction and were left out of the table.
+            return self.con.sql(
+                f"""
+                SELECT video_id, index, t_start, t_end, array_inner_product(unit, $query::FLOAT[{dim}]) AS score
+                FROM {self._search_table(encoder, dim)}
+                ORDER BY score DESC, video_id, index LIMIT {int(k)}
+                """,
+                params={"query": (query / (norm or 1.0)).tolist()},
+            )
+        # A zero vector has no direction: its cosine is NaN, which DuckDB would sort above every
+        # number, so such rows are left out.
         return self.con.sql(
             f"""
             SELECT * FROM (
@@ -94,6 +114,23 @@ class Store:
             """,
             params={"query": query.tolist(), "encoder": encoder},
         )
+
+    def _search_table(self, encoder: str, dim: int) -> str:
+        """An in-memory table of the encoder's live vectors, normalised to unit length."""
+        name = f"_search_{encoder.replace('-', '_')}"
+        if name not in self._search_tables:
+            self.con.execute(
+                f"""
+                CREATE TEMP TABLE {name} AS
+                SELECT video_id, index, t_start, t_end,
+                       list_transform(embedding, lambda x: x / norm)::FLOAT[{dim}] AS unit
+                FROM (SELECT *, sqrt(list_dot_product(embedding, embedding)) AS norm FROM frames WHERE encoder = $encoder)
+                WHERE norm > 0
+                """,
+                {"encoder": encoder},
+            )
+            self._search_tables.add(name)
+        return name
 
     # ---- arrays ---------------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ from alex.store.layout import (
     frames_schema,
 )
 
-PARQUET_ROW_GROUP_BYTES = 32 << 20
+PARQUET_ROW_GROUP_BYTES = 4 << 20  # small enough that reading one video's rows reads little else
 HDF5_CHUNK_BYTES = 1 << 20
 # A video's arrays stay in memory up to this size and are written once, exactly sized; longer
 # videos spill to a resizable dataset in ~1 MiB chunks, so memory stays bounded.
