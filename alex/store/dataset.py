@@ -2,10 +2,10 @@
 
 Pooled vectors (what per-frame encoders store, in the ``frames`` Parquet) are read once, for the
 dataset's videos, into one in-memory array per input: a DataLoader worker forks with them and
-reads by slicing. Larger arrays (token grids, audio windows, augmented views) stay in HDF5 and
-are read per item; files are opened lazily once per process (several DataLoader workers each
-get their own handles). Values are returned as float32; ``collate_features`` pads variable
-lengths and says which steps are real with masks. Token arrays (T, ..., D) are flattened to
+reads by slicing. Larger arrays (token grids, audio windows, augmented views) come from HDF5:
+read once at the start when they fit ``memory_budget`` (4 GiB), else per item, with files
+opened lazily once per process (several DataLoader workers each get their own handles). Items hold values as stored (float16 by default); ``collate_features``
+pads variable lengths, converting to float32 as it copies, and says which steps are real with masks. Token arrays (T, ..., D) are flattened to
 (T * tokens, D), each token carrying its step's time.
 """
 
@@ -72,7 +72,8 @@ class FeatureDataset(Dataset):
     """
 
     def __init__(self, index: DatasetIndex, inputs: Sequence[str], labels: Sequence[int] | None = None,
-                 arrays: dict[str, str] | None = None, dims: dict[str, int] | None = None, augment: bool = False):
+                 arrays: dict[str, str] | None = None, dims: dict[str, int] | None = None, augment: bool = False,
+                 memory_budget: int = 4 << 30):
         self.index = index
         self.inputs = list(inputs)
         self.labels = list(labels) if labels is not None else None
@@ -88,6 +89,33 @@ class FeatureDataset(Dataset):
                 self.pooled[name] = PooledTable(files, self.dims.get(name, 0))
         self._files: dict[str, h5py.File] = {}
         self._pid = os.getpid()
+        # HDF5 arrays that fit the budget are read once here; the rest are read per item.
+        self.resident: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}  # (item, input) -> (array, times)
+        self._views: set[tuple[int, str]] = set()  # (item, input) that draw one of K augmented views per read
+        self._make_resident(memory_budget)
+        self._items: dict[int, dict[str, Any]] = {}
+
+    def _make_resident(self, budget: int) -> None:
+        """Note which items draw a random view, and read HDF5 arrays into memory if they fit."""
+        sizes: dict[tuple[int, str], tuple[str, int]] = {}
+        for i in range(len(self)):
+            for name in self.inputs:
+                if name in self.pooled and not self.augment:
+                    continue
+                group = self._group(i, name)
+                if group is None:
+                    continue
+                if self.augment and VIEWS in group:
+                    self._views.add((i, name))
+                    sizes[(i, name)] = (VIEWS, group[VIEWS].size * group[VIEWS].dtype.itemsize)
+                elif name not in self.pooled:
+                    array = group[self.arrays[name]]
+                    sizes[(i, name)] = (self.arrays[name], array.size * array.dtype.itemsize)
+        if sum(size for _, size in sizes.values()) > budget:
+            return
+        for (i, name), (array, _) in sizes.items():
+            group = self._group(i, name)
+            self.resident[(i, name)] = (group[array][()], group[T_START][()])
 
     def __len__(self) -> int:
         return len(self.index.video_ids)
@@ -110,37 +138,60 @@ class FeatureDataset(Dataset):
         video_id = self.index.video_ids[i]
         out = {}
         for name in self.inputs:
-            group = self._group(i, name) if self.augment or name not in self.pooled else None
-            if self.augment and group is not None and VIEWS in group:  # (T, K, D): one view per read
-                views = group[VIEWS]
-                view = int(torch.randint(views.shape[1], ()).item())
-                out[name] = (views[:, view], group[T_START][()])
+            key = (i, name)
+            if key in self.resident or key in self._views:
+                values, t_start = self.resident.get(key) or self._read_hdf5(i, name, VIEWS if key in self._views else None)
+                if key in self._views:  # (T, K, D): one view at random
+                    values = values[:, int(torch.randint(values.shape[1], ()).item())]
+                out[name] = (values, t_start)
             elif name in self.pooled:
                 t_start, values = self.pooled[name].get(video_id)
                 out[name] = (values, t_start)
-            elif group is not None:
-                out[name] = (group[self.arrays[name]][()], group[T_START][()])
             else:
-                out[name] = (np.zeros((0, self.dims.get(name, 0)), np.float32), np.zeros(0))
+                out[name] = self._read_hdf5(i, name)
         return out
 
+    def _read_hdf5(self, i: int, name: str, array: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        group = self._group(i, name)
+        if group is None:
+            return np.zeros((0, self.dims.get(name, 0)), np.float32), np.zeros(0)
+        return group[array or self.arrays[name]][()], group[T_START][()]
+
     def __getitem__(self, i: int) -> dict[str, Any]:
+        cached = self._items.get(i)
+        if cached is not None:
+            return cached
+        item = self._build(i)
+        if self._in_memory(i):  # tensors are views of resident arrays: keeping them costs nothing
+            self._items[i] = item
+        return item
+
+    def _in_memory(self, i: int) -> bool:
+        """Item i comes from memory alone and draws nothing at random, so it can be kept built."""
+        return all(
+            (i, name) not in self._views and ((i, name) in self.resident or name in self.pooled) for name in self.inputs
+        )
+
+    def _build(self, i: int) -> dict[str, Any]:
         raw = self.read(i)
         t0 = min((float(t[0]) for _, t in raw.values() if len(t)), default=0.0)
         features, timestamps = {}, {}
         for name, (values, times) in raw.items():
             steps = values.shape[0]
             tokens = values.reshape(steps, -1, values.shape[-1])  # (T, tokens per step, D)
-            features[name] = torch.from_numpy(tokens.reshape(-1, values.shape[-1]).astype(np.float32))
-            timestamps[name] = torch.from_numpy(np.repeat(times - t0, tokens.shape[1]).astype(np.float32))
+            # As stored (float16 by default, a view where it can be): collate_features converts to
+            # float32 while it pads, one copy per batch instead of one per item.
+            features[name] = torch.from_numpy(np.ascontiguousarray(tokens.reshape(-1, values.shape[-1])))
+            per_token = times - t0 if tokens.shape[1] == 1 else np.repeat(times - t0, tokens.shape[1])
+            timestamps[name] = torch.from_numpy(per_token.astype(np.float32))
         item: dict[str, Any] = {"video_id": self.index.video_ids[i], "features": features, "timestamps": timestamps}
         if self.labels is not None:
             item["labels"] = self.labels[i]
         return item
 
-    def __getstate__(self) -> dict[str, Any]:  # open files do not travel to worker processes
+    def __getstate__(self) -> dict[str, Any]:  # open files and built items do not travel to workers
         state = dict(self.__dict__)
-        state["_files"] = {}
+        state["_files"], state["_items"] = {}, {}
         return state
 
     def close(self) -> None:

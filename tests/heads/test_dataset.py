@@ -14,8 +14,11 @@ def test_items_are_float32_with_times_from_the_first_step(digits):
         dataset = FeatureDataset(locate(store, ids, ["p32", "clip"]), ["p32", "clip"], labels=[3, 4])
         item = dataset[1]
         stored = store.arrays("digit_0001.mp4", "p32")
-        assert item["features"]["p32"].dtype == torch.float32 and item["features"]["p32"].shape == (4, 3072)
-        assert torch.equal(item["features"]["p32"], torch.from_numpy(stored.embedding.astype(np.float32)))
+        assert item["features"]["p32"].dtype == torch.float16 and item["features"]["p32"].shape == (4, 3072)  # as stored
+        assert torch.equal(item["features"]["p32"], torch.from_numpy(stored.embedding))
+        batch = collate_features([item, dataset[0]])
+        assert batch["features"]["p32"].dtype == torch.float32  # float32 from here on
+        assert torch.equal(batch["features"]["p32"][0], torch.from_numpy(stored.embedding.astype(np.float32)))
         assert item["timestamps"]["clip"].tolist() == pytest.approx([0.0, 0.5, 1.0, 1.5])
         assert item["labels"] == 4 and item["video_id"] == "digit_0001.mp4"
 
