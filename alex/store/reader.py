@@ -210,6 +210,8 @@ def read_pooled(path: Path, video_ids: Sequence[str]) -> dict[str, tuple[np.ndar
     embedding = table.column("embedding").combine_chunks()
     dim = embedding.type.list_size
     values = embedding.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)  # (N, D)
+    if not values.flags.writeable:  # Arrow buffers are read-only; torch wants writable memory
+        values = values.copy()
     ids = table.column("video_id").to_numpy(zero_copy_only=False)
     t_start, t_end = table.column("t_start").to_numpy(), table.column("t_end").to_numpy()
     out = {}

@@ -7,7 +7,7 @@ import alex
 from alex.store.dataset import FeatureDataset, collate_features, locate
 
 
-def test_items_are_float32_with_times_from_the_first_step(digits):
+def test_items_hold_stored_values_with_times_from_the_first_step(digits):
     _, store_path = digits
     with alex.open_store(store_path) as store:
         ids = ["digit_0000.mp4", "digit_0001.mp4"]
