@@ -99,8 +99,10 @@ def select_labelled(store: Store, table: LabelTable, inputs: Sequence[str], requ
 
 
 def make_dataset(store: Store, video_ids: list[str], inputs: Sequence[str], label2id: dict[str, int] | None = None,
-                 labels: dict[str, str] | None = None, augment: bool = False) -> FeatureDataset:
-    """``augment``: draw among stored augmented views (training split only)."""
+                 labels: dict[str, str] | None = None, augment: bool = False,
+                 extras: Sequence[dict[str, Any]] | None = None) -> FeatureDataset:
+    """``augment``: draw among stored augmented views (training split only); ``extras``: per video,
+    more fields for its item (the prompt and target text of generative heads)."""
     ids = [label2id[labels[v]] for v in video_ids] if label2id is not None and labels is not None else None
     arrays, dims = input_arrays(store, inputs)
-    return FeatureDataset(locate(store, video_ids, inputs), inputs, ids, arrays, dims, augment=augment)
+    return FeatureDataset(locate(store, video_ids, inputs), inputs, ids, arrays, dims, augment=augment, extras=extras)

@@ -29,6 +29,7 @@ class LabelTable:
     labels: dict[str, str]
     splits: dict[str, str]
     columns: list[str] = field(default_factory=list)
+    prompts: dict[str, str] = field(default_factory=dict)  # the optional ``prompt`` column (questions for QA)
 
 
 def read_table(path: str | Path) -> duckdb.DuckDBPyRelation:
@@ -76,10 +77,12 @@ def read_labels(path: str | Path, fractions: tuple[float, float, float] = DEFAUL
     if missing:
         raise UsageError(f"labels file {path} has no column {', '.join(repr(m) for m in missing)} (it has: {', '.join(columns)})")
     has_split = "split" in columns
-    select = f'video_id, "{label_column}"' + (", split" if has_split else "")
+    has_prompt = "prompt" in columns
+    select = f'video_id, "{label_column}", ' + ("split" if has_split else "NULL") + (", prompt" if has_prompt else ", NULL")
     rows = relation.select(select).fetchall()
     labels: dict[str, str] = {}
     splits: dict[str, str] = {}
+    prompts: dict[str, str] = {}
     duplicates = []
     for row in rows:
         video_id, label = row[0], row[1]
@@ -89,6 +92,8 @@ def read_labels(path: str | Path, fractions: tuple[float, float, float] = DEFAUL
         if video_id in labels:
             duplicates.append(video_id)
         labels[video_id] = str(label)
+        if has_prompt and row[3] is not None:
+            prompts[video_id] = str(row[3])
         if has_split:
             split = SPLIT_ALIASES.get(str(row[2]).strip().lower()) if row[2] is not None else None
             if split is None:
@@ -100,4 +105,4 @@ def read_labels(path: str | Path, fractions: tuple[float, float, float] = DEFAUL
         raise UsageError(f"labels file {path} lists {len(duplicates)} video(s) more than once, e.g. {duplicates[0]}")
     if not labels:
         raise UsageError(f"labels file {path} has no rows")
-    return LabelTable(path, labels, splits, list(columns))
+    return LabelTable(path, labels, splits, list(columns), prompts)

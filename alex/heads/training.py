@@ -77,24 +77,83 @@ def _precision(device: str) -> dict[str, Any]:
     return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
 
 
-def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[str, Any]:
-    """Train a head; returns the metrics written to ``metrics.json``. Bad input stops before training."""
-    import torch
-    import transformers
+def check_run_folder(run_dir: Path, resume: bool) -> str | None:
+    """The checkpoint to resume from; refuses to overwrite a finished run or to resume nothing."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoints = run_dir / CHECKPOINTS
+    last = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
+    if resume and last is None:
+        raise UsageError(f"--resume: {run_dir} has no checkpoint to resume from")
+    if not resume and (run_dir / TRAINING_CONFIG).exists():
+        raise UsageError(f"{run_dir} already holds a run; choose another --output or pass --resume to continue it")
+    return last
+
+
+def fit(model, options: Any, run_dir: Path, train_set, eval_set, collator, last: str | None,
+        metric: str, greater_is_better: bool, compute_metrics=None):
+    """Run transformers' Trainer the way every alex head trains: AdamW with a cosine schedule and
+    warm-up, an evaluation and a checkpoint per epoch, early stopping on ``metric``, the best
+    model kept, seeded data order, TensorBoard logs in ``run_dir/tensorboard``, bf16/fp16 on GPU."""
+    from torch.utils.tensorboard import SummaryWriter
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
     from transformers.integrations import TensorBoardCallback
     from transformers.trainer_callback import PrinterCallback
-    from transformers.trainer_utils import get_last_checkpoint
+
+    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
+    args = TrainingArguments(
+        output_dir=str(run_dir / CHECKPOINTS),
+        num_train_epochs=options.epochs,
+        per_device_train_batch_size=options.batch_size,
+        per_device_eval_batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        weight_decay=options.weight_decay,
+        lr_scheduler_type="cosine",
+        warmup_steps=int(options.warmup * steps_per_epoch * options.epochs),
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="steps",
+        logging_steps=max(1, steps_per_epoch // 2),
+        load_best_model_at_end=True,
+        metric_for_best_model=metric,
+        greater_is_better=greater_is_better,
+        save_total_limit=2,
+        seed=options.seed,
+        data_seed=options.seed,
+        dataloader_num_workers=options.num_workers,
+        remove_unused_columns=False,
+        report_to="none",
+        disable_tqdm=options.quiet,
+        **_precision(options.device),
+    )
+
+    class FeatureTrainer(Trainer):
+        def floating_point_ops(self, inputs: dict[str, Any]) -> int:  # inputs hold dicts of tensors per encoder
+            return 6 * self.model.estimate_tokens(inputs) * self.model.num_parameters(exclude_embeddings=True)
+
+    tensorboard = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+    trainer = FeatureTrainer(
+        model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience), TensorBoardCallback(tensorboard)],
+    )
+    if options.quiet:
+        trainer.remove_callback(PrinterCallback)
+    trainer.train(resume_from_checkpoint=last)
+    tensorboard.close()
+    return trainer
+
+
+def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Train a classification head; returns the metrics written to ``metrics.json``. Bad input
+    stops before training."""
+    import torch
+    import transformers
 
     check_fractions(options.split)
     model_class, config_class = head_classes(options.head)
     run_dir = Path(options.output)
-    checkpoints = run_dir / CHECKPOINTS
-    last = get_last_checkpoint(str(checkpoints)) if options.resume and checkpoints.is_dir() else None
-    if options.resume and last is None:
-        raise UsageError(f"--resume: {run_dir} has no checkpoint to resume from")
-    if not options.resume and (run_dir / TRAINING_CONFIG).exists():
-        raise UsageError(f"{run_dir} already holds a run; choose another --output or pass --resume to continue it")
+    last = check_run_folder(run_dir, options.resume)
 
     with open_store(options.features) as store:
         signature = input_signature(store, options.inputs)
@@ -123,52 +182,12 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
         **options.head_config,
     )
     model = model_class(config)
-    steps_per_epoch = math.ceil(len(datasets["train"]) / options.batch_size)
-    args = TrainingArguments(
-        output_dir=str(checkpoints),
-        num_train_epochs=options.epochs,
-        per_device_train_batch_size=options.batch_size,
-        per_device_eval_batch_size=options.batch_size,
-        learning_rate=options.learning_rate,
-        weight_decay=options.weight_decay,
-        lr_scheduler_type="cosine",
-        warmup_steps=int(options.warmup * steps_per_epoch * options.epochs),
-        eval_strategy="epoch",
-        save_strategy="epoch",
-        logging_strategy="steps",
-        logging_steps=max(1, steps_per_epoch // 2),
-        load_best_model_at_end=True,
-        metric_for_best_model=options.metric,
-        greater_is_better=options.metric != "loss",
-        save_total_limit=2,
-        seed=options.seed,
-        data_seed=options.seed,
-        dataloader_num_workers=options.num_workers,
-        remove_unused_columns=False,
-        report_to="none",
-        disable_tqdm=options.quiet,
-        **_precision(options.device),
-    )
-    from torch.utils.tensorboard import SummaryWriter
-
-    tensorboard = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-    class FeatureTrainer(Trainer):
-        def floating_point_ops(self, inputs: dict[str, Any]) -> int:  # inputs are dicts of tensors per encoder
-            return 6 * self.model.estimate_tokens(inputs) * self.model.num_parameters(exclude_embeddings=True)
-
-    trainer = FeatureTrainer(
-        model=model,
-        args=args,
-        train_dataset=datasets["train"],
-        eval_dataset=datasets["validation"],
-        data_collator=collate_features,
+    trainer = fit(
+        model, options, run_dir, datasets["train"], datasets["validation"], collate_features, last,
+        metric=options.metric, greater_is_better=options.metric != "loss",
         compute_metrics=lambda p: classification_metrics(np.asarray(p.predictions), np.asarray(p.label_ids)),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience), TensorBoardCallback(tensorboard)],
     )
-    if options.quiet:
-        trainer.remove_callback(PrinterCallback)
-    trainer.train(resume_from_checkpoint=last)
-    tensorboard.close()
+    args = trainer.args
 
     model = trainer.model.float().eval()
     model.save_pretrained(str(run_dir))

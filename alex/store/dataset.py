@@ -73,13 +73,14 @@ class FeatureDataset(Dataset):
 
     def __init__(self, index: DatasetIndex, inputs: Sequence[str], labels: Sequence[int] | None = None,
                  arrays: dict[str, str] | None = None, dims: dict[str, int] | None = None, augment: bool = False,
-                 memory_budget: int = 4 << 30):
+                 memory_budget: int = 4 << 30, extras: Sequence[dict[str, Any]] | None = None):
         self.index = index
         self.inputs = list(inputs)
         self.labels = list(labels) if labels is not None else None
         self.arrays = {name: (arrays or {}).get(name, EMBEDDING) for name in self.inputs}
         self.dims = dims or {}
         self.augment = augment
+        self.extras = list(extras) if extras is not None else None  # per item: prompt, target text...
         self.pooled: dict[str, PooledTable] = {}
         for name in self.inputs:
             if self.arrays[name] == EMBEDDING and index.frames is not None:
@@ -187,6 +188,8 @@ class FeatureDataset(Dataset):
         item: dict[str, Any] = {"video_id": self.index.video_ids[i], "features": features, "timestamps": timestamps}
         if self.labels is not None:
             item["labels"] = self.labels[i]
+        if self.extras is not None:
+            item.update(self.extras[i])
         return item
 
     def __getstate__(self) -> dict[str, Any]:  # open files and built items do not travel to workers

@@ -22,7 +22,7 @@ from alex.pipeline.encoders.base import RANDOM_SEED, seeded
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.encoders.transforms import ResizeCrop
 from alex.pipeline.steps import StepSpec
-from alex.pipeline.encoders.weights import cached_hub_file, hub_reachable, require_hub
+from alex.hub import cached_hub_file, hub_reachable, require_hub
 
 MODEL_CONFIGS = Path(__file__).with_name("model_configs")
 open_clip.add_model_config(MODEL_CONFIGS)

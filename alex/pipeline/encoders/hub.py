@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from alex.errors import EncoderSpecError
-from alex.pipeline.encoders.weights import cached_hub_file, hub_reachable, require_hub
+from alex.hub import cached_hub_file, hub_reachable, require_hub
 
 
 def is_local(model: str) -> bool:

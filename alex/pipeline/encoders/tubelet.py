@@ -150,7 +150,7 @@ class TubeletEncoder:
 def _processor_config(model_name: str) -> str | None:
     from pathlib import Path
 
-    from alex.pipeline.encoders.weights import cached_hub_file
+    from alex.hub import cached_hub_file
 
     names = ["video_preprocessor_config.json", "preprocessor_config.json"]
     if is_local(model_name):

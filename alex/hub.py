@@ -1,5 +1,7 @@
 """Finding weights without hanging: local files first, then the HF cache, then the hub.
 
+Shared by the encoders (``alex.pipeline``) and the heads (``alex.heads``).
+
 A hub download on a machine that cannot reach the hub retries for most of a minute. alex
 checks first (a cached file, or a 3-second connection to the hub endpoint) and fails fast with
 a message saying what was looked for and how to point alex at local weights.
@@ -60,3 +62,27 @@ def require_hub(what: str, looked_for: str) -> None:
             f"cannot get weights for {what}: looked for {looked_for} in the local HuggingFace cache "
             f"and could not reach {hub_endpoint()}. {OFFLINE_HELP}"
         )
+
+
+def check_model_available(model: str, what: str, filename: str = "config.json") -> None:
+    """A local folder must hold ``filename``; a hub id must be cached or the hub reachable."""
+    from pathlib import Path
+
+    from alex.errors import UsageError
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / filename).is_file():
+            raise UsageError(f"{what} {model}: the folder has no {filename}")
+        return
+    if model.startswith((".", "/", "~")) or os.sep in model and path.parent.exists():
+        raise UsageError(f"{what} {model}: no such folder")
+    if cached_hub_file(model, [filename]) is None:
+        require_hub(f"{what} {model}", f"{model}/{filename}")
+
+
+def local_only(model: str) -> bool:
+    """Load from local files only: a folder, or a hub id while the hub cannot be reached (no retries)."""
+    from pathlib import Path
+
+    return Path(model).expanduser().is_dir() or not hub_reachable()

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PretrainedConfig, T5Config
+
+from alex.heads.time_encoding import TIME_ENCODINGS
+
+
+class AlexT5Config(PretrainedConfig):
+    """A T5 (``t5_config``: any T5 checkpoint's config) whose encoder also reads cached video
+    features: the chosen store ``inputs`` (sizes ``input_dims``), with a ``timestamp_encoding``
+    of their times and a frame-order embedding of up to ``max_steps`` positions."""
+
+    model_type = "alex_t5"
+
+    def __init__(
+        self,
+        t5_config: dict[str, Any] | None = None,
+        inputs: list[str] | None = None,
+        input_dims: list[int] | None = None,
+        timestamp_encoding: str = "time2vec",
+        max_steps: int = 1024,
+        task: str = "caption",
+        base_model: str | None = None,
+        initializer_range: float = 0.02,
+        **kwargs: Any,
+    ):
+        self.t5_config = dict(t5_config or {})
+        self.inputs = list(inputs or [])
+        self.input_dims = [int(d) for d in (input_dims or [])]
+        if len(self.inputs) != len(self.input_dims):
+            raise ValueError(f"inputs {self.inputs} and input_dims {self.input_dims} differ in length")
+        if timestamp_encoding not in TIME_ENCODINGS:
+            raise ValueError(f"timestamp_encoding {timestamp_encoding!r}: choose one of {', '.join(TIME_ENCODINGS)}")
+        self.timestamp_encoding = timestamp_encoding
+        self.max_steps = max_steps
+        self.task = task
+        self.base_model = base_model
+        self.initializer_range = initializer_range
+        super().__init__(**kwargs)
+
+    def t5(self) -> T5Config:
+        return T5Config(**self.t5_config)

@@ -1,0 +1,112 @@
+"""VL-T5 on cached video features (Cho et al. 2021, "Unifying Vision-and-Language Tasks via Text
+Generation"; seeds/004). The visual features are encoded outside the model (here: once, by
+``alex extract``); ``VisualEmbedding`` projects them into T5's width, and the joint encoder
+reads the text token embeddings followed by the visual embeddings under one attention mask.
+T5's decoder generates the answer: a caption, an answer, or a class's label word."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel, T5ForConditionalGeneration
+from transformers.modeling_outputs import BaseModelOutput
+
+from alex.heads.t5.configuration_t5 import AlexT5Config
+from alex.heads.time_encoding import Time2Vec, build_time_encoding
+
+
+class VisualEmbedding(nn.Module):
+    """Per input: Linear + LayerNorm of the cached features (VL-T5's feature embedding), plus a
+    time embedding of the steps' timestamps (the Time2Vec module of the LLM head) and a
+    frame-order embedding (VL-T5's image order embedding); inputs are concatenated."""
+
+    def __init__(self, inputs: list[str], input_dims: list[int], width: int, timestamp_encoding: str, max_steps: int):
+        super().__init__()
+        self.inputs = list(inputs)
+        self.feat_embedding = nn.ModuleDict(
+            {name: nn.Sequential(nn.Linear(dim, width), nn.LayerNorm(width)) for name, dim in zip(inputs, input_dims)}
+        )
+        self.time_embedding = build_time_encoding(timestamp_encoding, width)
+        self.order_embedding = nn.Embedding(max_steps, width)
+        self.max_steps = max_steps
+
+    def forward(self, features: dict[str, torch.Tensor], timestamps: dict[str, torch.Tensor],
+                masks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (B, N, width) embeddings and (B, N) attention mask (1 for a real step)."""
+        embeddings, keep = [], []
+        for name in self.inputs:
+            x = self.feat_embedding[name](features[name].to(self.order_embedding.weight.dtype))  # (B, T, W)
+            order = torch.arange(x.shape[1], device=x.device).clamp(max=self.max_steps - 1)
+            x = x + self.order_embedding(order)[None]
+            if self.time_embedding is not None:
+                x = x + self.time_embedding(timestamps[name]).to(x.dtype)
+            embeddings.append(x)
+            keep.append(masks[name].long())
+        return torch.cat(embeddings, dim=1), torch.cat(keep, dim=1)
+
+
+class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
+    config_class = AlexT5Config
+    base_model_prefix = "alex_t5"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: AlexT5Config):
+        super().__init__(config)
+        text = config.t5()
+        self.t5 = T5ForConditionalGeneration(text)
+        self.visual = VisualEmbedding(config.inputs, config.input_dims, text.d_model, config.timestamp_encoding,
+                                      config.max_steps)
+        self.post_init()
+
+    def joint_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                     features: dict[str, torch.Tensor] | None, timestamps: dict[str, torch.Tensor] | None,
+                     masks: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text token embeddings followed by visual embeddings, one joint mask: (B, L + N, d), (B, L + N)."""
+        text = self.t5.get_input_embeddings()(input_ids)  # (B, L, d); T5 does not scale them
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        if not features:
+            return text, mask
+        visual, visual_mask = self.visual(features, timestamps, masks)
+        return torch.cat([text, visual.to(text.dtype)], dim=1), torch.cat([mask, visual_mask.to(mask.dtype)], dim=1)
+
+    def encode(self, input_ids, attention_mask=None, features=None, timestamps=None, masks=None):
+        embeds, mask = self.joint_inputs(input_ids, attention_mask, features, timestamps, masks)
+        return self.t5.get_encoder()(inputs_embeds=embeds, attention_mask=mask), mask
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        features: dict[str, torch.Tensor] | None = None,
+        timestamps: dict[str, torch.Tensor] | None = None,
+        masks: dict[str, torch.Tensor] | None = None,
+        labels: torch.Tensor | None = None,
+        decoder_input_ids: torch.Tensor | None = None,
+        encoder_outputs: BaseModelOutput | None = None,
+        **kwargs: Any,
+    ):
+        if encoder_outputs is None:
+            encoder_outputs, attention_mask = self.encode(input_ids, attention_mask, features, timestamps, masks)
+        return self.t5(encoder_outputs=encoder_outputs, attention_mask=attention_mask, labels=labels,
+                       decoder_input_ids=decoder_input_ids, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, input_ids=None, attention_mask=None, features=None, timestamps=None, masks=None, **kwargs):
+        """Encode text + video once, then let T5's decoder generate (greedy unless told otherwise)."""
+        encoder_outputs, mask = self.encode(input_ids, attention_mask, features, timestamps, masks)
+        kwargs.setdefault("do_sample", False)
+        return self.t5.generate(encoder_outputs=encoder_outputs, attention_mask=mask, **kwargs)
+
+    def estimate_tokens(self, inputs: dict[str, Any]) -> int:
+        visual = sum(int(m.sum()) for m in inputs.get("masks", {}).values())
+        return int(inputs["attention_mask"].sum()) + visual if "attention_mask" in inputs else visual
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if module is self.t5 or any(module is m for m in self.t5.modules()):
+            return  # T5 initialises (or loads) its own weights
+        super()._init_weights(module)
+        if isinstance(module, Time2Vec):
+            module.reset_time_parameters()
