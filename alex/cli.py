@@ -290,7 +290,9 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
 def train(
     features: Path = typer.Option(..., "--features", help="Feature store written by `alex extract`."),
     labels: Path = typer.Option(..., "--labels", help="CSV, JSON Lines or Parquet with video_id and label (optional split)."),
-    head: str = typer.Option("probe", "--head", help="probe (V-JEPA attentive probe) or perceiver."),
+    head: str = typer.Option("probe", "--head", help="probe (V-JEPA attentive probe), perceiver, or t5 (VL-T5: generates text)."),
+    t5: Optional[str] = typer.Option(None, "--t5", help="--head t5: a T5 checkpoint (t5-small, google/t5-v1_1-base, google/flan-t5-base, a folder) or an earlier alex t5 run."),
+    task: str = typer.Option("caption", "--task", help="--head t5: caption, vqa (labels need a prompt column), classify (generate the label word) or span (span-corruption pretraining on the text)."),
     inputs: str = typer.Option("clip", "--inputs", help="Comma-separated store encoders the head reads, e.g. clip,audio."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: head, configs, metrics, plots, checkpoints, TensorBoard logs."),
     epochs: int = typer.Option(30, "--epochs"),
@@ -312,7 +314,10 @@ def train(
     from alex.heads.training import TrainOptions, train as run_train
 
     _quiet_transformers()
-
+    if head == "t5":
+        _train_text(features, labels, output, t5, task, inputs, epochs, batch_size, learning_rate, weight_decay, seed,
+                    split, patience, timestamp_encoding, settings, device, workers, resume, quiet)
+        return
     options = TrainOptions(
         features=features, labels=labels, output=output, head=head, inputs=[i.strip() for i in inputs.split(",") if i.strip()],
         epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay, seed=seed,
@@ -325,6 +330,35 @@ def train(
     _print_metrics("test", metrics["test"])
     out.print(f"run folder {output}: head (config.json, model.safetensors), training_config.json, metrics.json, "
               f"training_curve.png, confusion_matrix.png, tensorboard/", highlight=False)
+
+
+def _train_text(features, labels, output, t5, task, inputs, epochs, batch_size, learning_rate, weight_decay, seed, split,
+                patience, timestamp_encoding, settings, device, workers, resume, quiet) -> None:
+    from alex.heads.text_training import TextTrainOptions, train_text
+
+    if not t5:
+        err.print("[bold red]error:[/] --head t5 needs --t5 ID_OR_PATH (e.g. --t5 t5-small)")
+        raise typer.Exit(2)
+    options = TextTrainOptions(
+        features=features, labels=labels, output=output, model=t5, task=task,
+        inputs=[i.strip() for i in inputs.split(",") if i.strip()], epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, weight_decay=weight_decay, seed=seed, split=_parse_split(split), patience=patience,
+        timestamp_encoding=timestamp_encoding, head_config=_parse_settings(list(settings or [])), device=device,
+        num_workers=workers, resume=resume, quiet=quiet or not out.is_terminal,
+    )
+    metrics = _run(lambda: train_text(options, say=lambda line: out.print(line, highlight=False)))
+    for split_name in ("validation", "test"):
+        _print_metrics(split_name, metrics[split_name])
+        for example in metrics[split_name].get("examples", [])[:2]:
+            out.print(f"  {example['video_id']}: {example['generated']!r} (reference {example['reference']!r})", highlight=False)
+    out.print(f"run folder {output}: head and tokenizer, training_config.json, metrics.json, training_curve.png, tensorboard/",
+              highlight=False)
+
+
+def _is_generative(run: Path) -> bool:
+    from alex.heads import GENERATIVE_HEADS, head_name_of
+
+    return _run(lambda: head_name_of(run)) in GENERATIVE_HEADS
 
 
 @app.command()
@@ -340,10 +374,11 @@ def evaluate(
     from alex.heads.evaluation import evaluate_run
 
     _quiet_transformers()
-
     if split not in ("train", "validation", "test"):
         err.print(f"[bold red]error:[/] --split {split}: choose train, validation or test")
         raise typer.Exit(2)
+    if _is_generative(run):
+        from alex.heads.text_training import evaluate_text_run as evaluate_run
     result = _run(lambda: evaluate_run(run, features, labels, split=split, device=device))
     if as_json:
         out.print_json(json.dumps(result))
@@ -355,15 +390,20 @@ def evaluate(
 def predict(
     run: Path = typer.Argument(..., help="Run folder written by `alex train`."),
     features: Path = typer.Option(..., "--features", help="Feature store with the head's inputs."),
-    output: Path = typer.Option(..., "--output", "-o", help="Parquet file: video_id, label, label_id, score, probabilities."),
+    output: Path = typer.Option(..., "--output", "-o", help="Parquet file: video_id, label, label_id, score, probabilities (classifiers) or video_id, prompt, text (t5)."),
     device: str = typer.Option("auto", "--device"),
+    prompt: Optional[str] = typer.Option(None, "--prompt", help="t5 heads: the question asked of every video (vqa)."),
 ) -> None:
     """Predict every usable video of a store; the Parquet joins with `videos` on video_id."""
     from alex.heads.evaluation import predict_run
 
     _quiet_transformers()
+    if _is_generative(run):
+        from alex.heads.text_training import predict_text_run
 
-    result = _run(lambda: predict_run(run, features, output, device=device))
+        result = _run(lambda: predict_text_run(run, features, output, device=device, prompt=prompt))
+    else:
+        result = _run(lambda: predict_run(run, features, output, device=device))
     skipped = ", ".join(f"{v} {k}" for k, v in result["skipped"].items() if v)
     out.print(f"predicted {result['videos']} video(s) into {output}" + (f"; skipped {skipped}" if skipped else ""),
               highlight=False)

@@ -44,6 +44,21 @@ def main() -> None:
           f"{args.videos} videos extracted in {time.perf_counter() - started:.1f} s")
     print("| head | inputs | train / val / test videos | epochs run | val accuracy | test accuracy | test macro F1 | seconds |")
     print("|---|---|---|---|---|---|---|---|")
+    import json
+
+    from alex.datasets.tiny_models import make_tiny_t5
+    from alex.heads.text_training import TextTrainOptions, train_text
+
+    captions = [json.loads(line)["text"] for line in data.captions.read_text().splitlines()]
+    tiny_t5 = make_tiny_t5(args.out / "tiny-t5", captions)
+    for inputs in (["p32"], ["pixels"]):
+        started = time.perf_counter()
+        metrics = train_text(TextTrainOptions(features=store, labels=data.captions, output=args.out / "runs" / f"t5-{'-'.join(inputs)}",
+                                              model=str(tiny_t5), inputs=inputs, epochs=args.epochs, learning_rate=2e-3, device="cpu"))
+        v = metrics["videos"]
+        print(f"| t5 (tiny, captions) | {', '.join(inputs)} | {v['train']} / {v['validation']} / {v['test']} | {metrics['epochs']:.0f} | "
+              f"{metrics['validation']['exact_match']:.3f} (exact match) | {metrics['test']['exact_match']:.3f} (exact match) | - | "
+              f"{time.perf_counter() - started:.1f} |", flush=True)
     for head, inputs in RUNS:
         started = time.perf_counter()
         metrics = train(TrainOptions(features=store, labels=data.labels, output=args.out / "runs" / f"{head}-{'-'.join(inputs)}",

@@ -14,7 +14,9 @@ from alex.errors import UsageError
 HEADS: dict[str, tuple[str, str, str, str]] = {
     "probe": ("alex.heads.probe", "AttentiveProbe", "ProbeConfig", "alex_probe"),
     "perceiver": ("alex.heads.perceiver", "PerceiverHead", "PerceiverHeadConfig", "alex_perceiver"),
+    "t5": ("alex.heads.t5", "AlexT5ForConditionalGeneration", "AlexT5Config", "alex_t5"),
 }
+GENERATIVE_HEADS = {"t5"}
 
 
 def known_heads() -> list[str]:

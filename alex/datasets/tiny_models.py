@@ -1,0 +1,43 @@
+"""Tiny text models with their own tokenizers, built offline (no hub): for tests, the demo and
+learning checks of the generative heads. The tokenizers come from the ``tokenizers`` library."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+SPECIAL = ["<pad>", "</s>", "<unk>"]
+SENTINELS = [f"<extra_id_{i}>" for i in range(20)]
+PREFIXES = ["caption:", "vqa:", "classify:", "span:"]
+
+
+def word_tokenizer(texts: Iterable[str], extra_tokens: Iterable[str] = ()):
+    """A word-level fast tokenizer over the words of ``texts`` (T5 conventions: <pad> 0, </s> 1,
+    <unk> 2, sentinels <extra_id_N>, </s> appended to every sequence)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = sorted({w for text in texts for w in text.split()} | set(PREFIXES) | set(extra_tokens))
+    vocab = {token: i for i, token in enumerate(SPECIAL + SENTINELS + [w for w in words if w not in SPECIAL + SENTINELS])}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   additional_special_tokens=SENTINELS)
+
+
+def make_tiny_t5(folder: str | Path, texts: Iterable[str], seed: int = 0, d_model: int = 64) -> Path:
+    """A randomly initialised T5 (2 + 2 layers) and a word tokenizer for ``texts``, saved as a
+    checkpoint folder that ``alex train --head t5 --t5 FOLDER`` loads like a hub model."""
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    folder = Path(folder)
+    tokenizer = word_tokenizer(texts)
+    config = T5Config(vocab_size=len(tokenizer), d_model=d_model, d_kv=d_model // 4, d_ff=2 * d_model, num_layers=2,
+                      num_decoder_layers=2, num_heads=4, dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0,
+                      eos_token_id=1)
+    torch.manual_seed(seed)
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,166 @@
+"""VL-T5 head (Cho et al. 2021): joint encoder over text then video, T5 generates."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import T5ForConditionalGeneration
+from typer.testing import CliRunner
+
+from alex.cli import app
+from alex.datasets.tiny_models import make_tiny_t5, word_tokenizer
+from alex.heads import load_head
+from alex.heads.t5 import AlexT5Config, AlexT5ForConditionalGeneration
+from alex.heads.text import TextCollator, span_corrupt
+from alex.heads.text_training import TextTrainOptions, train_text
+from alex.heads.time_encoding import Time2Vec
+
+
+@pytest.fixture(scope="module")
+def tiny_t5(tmp_path_factory, digits):
+    data, _ = digits
+    captions = [json.loads(line)["text"] for line in data.captions.read_text().splitlines()]
+    return make_tiny_t5(tmp_path_factory.mktemp("t5") / "tiny-t5", captions + [str(d) for d in range(10)])
+
+
+def head(tiny_t5, **kwargs):
+    base = T5ForConditionalGeneration.from_pretrained(tiny_t5).eval()
+    config = AlexT5Config(t5_config=base.config.to_dict(), inputs=["clip"], input_dims=[16], **kwargs)
+    torch.manual_seed(0)
+    model = AlexT5ForConditionalGeneration(config).eval()
+    model.t5.load_state_dict(base.state_dict())
+    return model, base
+
+
+def video(B=2, T=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return ({"clip": torch.randn(B, T, 16, generator=g)}, {"clip": torch.arange(T).float().expand(B, T) * 0.5},
+            {"clip": torch.ones(B, T, dtype=torch.bool)})
+
+
+def test_without_visual_tokens_logits_equal_t5(tiny_t5):
+    model, base = head(tiny_t5)
+    ids = torch.tensor([[20, 21, 22, 1], [23, 24, 1, 0]])
+    mask = (ids != 0).long()
+    labels = torch.tensor([[25, 26, 1], [27, 1, -100]])
+    with torch.no_grad():
+        ours = model(input_ids=ids, attention_mask=mask, labels=labels)
+        theirs = base(input_ids=ids, attention_mask=mask, labels=labels)
+    torch.testing.assert_close(ours.logits, theirs.logits, rtol=0, atol=0)
+    torch.testing.assert_close(ours.loss, theirs.loss)
+
+
+def test_joint_encoder_reads_text_then_video_under_one_mask(tiny_t5):
+    model, _ = head(tiny_t5)
+    ids, mask = torch.tensor([[20, 21, 1], [22, 1, 0]]), torch.tensor([[1, 1, 1], [1, 1, 0]])
+    features, timestamps, masks = video()
+    embeds, joint = model.joint_inputs(ids, mask, features, timestamps, masks)
+    assert embeds.shape == (2, 3 + 5, 64) and joint.tolist() == [[1, 1, 1] + [1] * 5, [1, 1, 0] + [1] * 5]
+    torch.testing.assert_close(embeds[:, :3], model.t5.shared(ids))  # text first, as T5 embeds it
+    labels = torch.tensor([[25, 1], [26, 1]])
+    with torch.no_grad():
+        plain = model(input_ids=ids, attention_mask=mask, features=features, timestamps=timestamps, masks=masks, labels=labels).logits
+        padded = model(
+            input_ids=ids, attention_mask=mask, labels=labels,
+            features={"clip": torch.cat([features["clip"], torch.randn(2, 2, 16)], 1)},
+            timestamps={"clip": torch.cat([timestamps["clip"], torch.full((2, 2), 9.0)], 1)},
+            masks={"clip": torch.cat([masks["clip"], torch.zeros(2, 2, dtype=torch.bool)], 1)},
+        ).logits
+        shuffled = model(input_ids=ids, attention_mask=mask, labels=labels, timestamps=timestamps, masks=masks,
+                         features={"clip": features["clip"].flip(1)}).logits
+    torch.testing.assert_close(plain, padded, rtol=1e-5, atol=1e-5)  # padded steps are invisible
+    assert not torch.allclose(plain, shuffled)  # order and time matter
+    visual = model.visual
+    assert isinstance(visual.feat_embedding["clip"][0], torch.nn.Linear) and isinstance(visual.feat_embedding["clip"][1], torch.nn.LayerNorm)
+    assert isinstance(visual.time_embedding, Time2Vec) and visual.order_embedding.num_embeddings == 1024
+
+
+def test_round_trip_is_exact(tiny_t5, tmp_path):
+    model, _ = head(tiny_t5)
+    model.save_pretrained(tmp_path)
+    loaded = AlexT5ForConditionalGeneration.from_pretrained(tmp_path).eval()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    features, timestamps, masks = video(B=1)
+    ids = torch.tensor([[20, 21, 1]])
+    a = model.generate(input_ids=ids, features=features, timestamps=timestamps, masks=masks, max_new_tokens=6)
+    b = loaded.generate(input_ids=ids, features=features, timestamps=timestamps, masks=masks, max_new_tokens=6)
+    assert torch.equal(a, b)
+
+
+def test_span_corruption_hides_15_percent_in_sentinel_spans():
+    rng = np.random.default_rng(0)
+    sentinels = list(range(1000, 1020))
+    ids = list(range(1, 101))
+    inputs, targets = span_corrupt(ids, sentinels, rng)
+    hidden = [t for t in targets if t not in sentinels]
+    assert len(hidden) == 15  # 15% noise
+    used = [t for t in targets if t in sentinels]
+    assert used == sentinels[: len(used)] and len(used) == 5  # mean span 3: 15 / 3 spans
+    assert [t for t in inputs if t in sentinels] == used
+    # filling each sentinel of the input with the target's span gives the text back
+    spans, current = {}, None
+    for t in targets:
+        if t in sentinels:
+            current = t
+            spans[t] = []
+        else:
+            spans[current].append(t)
+    restored = [x for t in inputs for x in (spans[t] if t in sentinels else [t])]
+    assert restored == ids
+
+
+def test_collator_prefixes_tokenises_and_masks_padding(tiny_t5):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_t5)
+    features, timestamps, _ = video(B=2, T=3)
+    items = [{"features": {"clip": features["clip"][b]}, "timestamps": {"clip": timestamps["clip"][b]},
+              "prompt": "caption:", "target": text} for b, text in enumerate(["the digit 7 moves left", "the digit 1 moves up"])]
+    batch = TextCollator(tokenizer)(items)
+    assert tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True) == "caption:"
+    assert tokenizer.decode(batch["labels"][1][batch["labels"][1] >= 0], skip_special_tokens=True) == "the digit 1 moves up"
+    span = TextCollator(tokenizer, span=True)(items)
+    assert any("<extra_id_0>" in tokenizer.decode(row) for row in span["input_ids"])
+
+
+def test_caption_learning_check_and_run_folder(tiny_t5, digits, tmp_path):
+    data, store = digits
+    metrics = train_text(TextTrainOptions(features=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_t5),
+                                          inputs=["p32"], epochs=30, learning_rate=2e-3, device="cpu"))
+    assert metrics["test"]["exact_match"] >= 0.5  # "the digit 7 moves left": digit and direction both right
+    run = tmp_path / "cap"
+    for name in ("config.json", "model.safetensors", "tokenizer.json", "training_config.json", "metrics.json", "training_curve.png"):
+        assert (run / name).is_file(), name
+    assert isinstance(load_head(run), AlexT5ForConditionalGeneration)
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate", str(run), "--features", str(store), "--labels", str(data.captions), "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["exact_match"] == metrics["test"]["exact_match"]
+    result = runner.invoke(app, ["predict", str(run), "--features", str(store), "-o", str(tmp_path / "p.parquet")])
+    assert result.exit_code == 0 and "predicted 300 video(s)" in result.output
+
+
+def test_span_pretraining_then_classify_by_label_word(tiny_t5, digits, tmp_path):
+    data, store = digits
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "t5", "--t5",
+                                 str(tiny_t5), "--task", "span", "--inputs", "p32", "--output", str(tmp_path / "span"),
+                                 "--epochs", "2", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.labels), "--head", "t5", "--t5",
+                                 str(tmp_path / "span"), "--task", "classify", "--inputs", "p32", "--output",
+                                 str(tmp_path / "cls"), "--epochs", "2", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "cls" / "metrics.json").read_text())
+    assert all(example["generated"].split()[0] in [str(d) for d in range(10)] for example in metrics["test"]["examples"])
+    assert json.loads((tmp_path / "cls" / "config.json").read_text())["task"] == "classify"
+    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.labels), "--head", "t5",
+                                 "--output", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--t5" in result.output
+
+
+def test_word_tokenizer_has_t5_conventions():
+    tokenizer = word_tokenizer(["a b c"])
+    assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
+    assert tokenizer("a b")["input_ids"][-1] == 1 and "<extra_id_0>" in tokenizer.get_vocab()
