@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PretrainedConfig
+
+from alex.heads.time_encoding import TIME_ENCODINGS
+
+PROJECTORS = ("linear", "mlp2x_gelu")
+
+
+class AlexTextConfig(PretrainedConfig):
+    """A causal LM (``lm_config``: any transformers causal LM config, Llama, Qwen2, GPT-2...) that
+    reads cached video features at placeholder positions.
+
+    ``input_dim``: size of one feature token; ``tokens_per_frame``: tokens a frame contributes
+    (1 for a pooled vector, 257 for LanguageBind's ``--keep-tokens``); ``projector_type``: LLaVA's
+    ``linear`` or ``mlp2x_gelu``; ``timestamp_encoding``: ``time2vec``, ``sinusoidal`` or ``none``
+    (added to the frame tokens' embeddings); ``action_dim`` and the loss weights for
+    ``AlexForAction``; ``image_encoder``: the encoder spec the store was built with, so a model
+    can run on raw frames.
+    """
+
+    model_type = "alex_llm"
+
+    def __init__(
+        self,
+        lm_config: dict[str, Any] | None = None,
+        inputs: list[str] | None = None,
+        input_dim: int = 0,
+        tokens_per_frame: int = 1,
+        projector_type: str = "mlp2x_gelu",
+        timestamp_encoding: str = "time2vec",
+        frame_token_id: int = 0,
+        action_dim: int = 0,
+        lm_loss_weight: float = 1.0,
+        action_loss_weight: float = 1.0,
+        image_encoder: str | None = None,
+        base_model: str | None = None,
+        task: str = "caption",
+        initializer_range: float = 0.02,
+        **kwargs: Any,
+    ):
+        if projector_type not in PROJECTORS:
+            raise ValueError(f"projector_type {projector_type!r}: choose one of {', '.join(PROJECTORS)}")
+        if timestamp_encoding not in TIME_ENCODINGS:
+            raise ValueError(f"timestamp_encoding {timestamp_encoding!r}: choose one of {', '.join(TIME_ENCODINGS)}")
+        self.lm_config = dict(lm_config or {})
+        self.inputs = list(inputs or [])
+        self.input_dim = int(input_dim)
+        self.tokens_per_frame = int(tokens_per_frame)
+        self.projector_type = projector_type
+        self.timestamp_encoding = timestamp_encoding
+        self.frame_token_id = int(frame_token_id)
+        self.action_dim = int(action_dim)
+        self.lm_loss_weight = float(lm_loss_weight)
+        self.action_loss_weight = float(action_loss_weight)
+        self.image_encoder = image_encoder
+        self.base_model = base_model
+        self.task = task
+        self.initializer_range = initializer_range
+        super().__init__(**kwargs)
+
+    def language_config(self):
+        from transformers import AutoConfig
+
+        config = dict(self.lm_config)
+        return AutoConfig.for_model(config.pop("model_type"), **config)

@@ -1,0 +1,183 @@
+"""``AlexTextModel`` and ``AlexForAction`` (seeds/000): a causal LM reads cached video features.
+
+A LLaVA projector (Liu et al. 2023, "Visual Instruction Tuning": ``linear`` or ``mlp2x_gelu``)
+maps each feature token into the LM's embedding space, where it replaces a frame placeholder;
+a time encoding of the frame's timestamp (Time2Vec, Kazemi et al. 2019) is added to it, because
+time in video is continuous and positions are not. ``AlexTextModel`` trains the LM loss on
+``text_target_mask`` positions; ``AlexForAction`` adds an action head, a regression from the
+hidden state at each frame's last placeholder (``action_target_mask``), with an MSE loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from alex.heads.llm.configuration_alex import AlexTextConfig
+from alex.heads.time_encoding import Time2Vec, build_time_encoding
+
+
+def build_projector(kind: str, in_dim: int, hidden: int) -> nn.Module:
+    """LLaVA's projectors: ``linear``, or ``mlp2x_gelu`` = Linear, GELU, Linear."""
+    if kind == "linear":
+        return nn.Linear(in_dim, hidden)
+    return nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden))
+
+
+@dataclass
+class AlexOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: Any = None
+    action_predictions: torch.Tensor | None = None  # (frames in the batch, action_dim)
+    lm_loss: torch.Tensor | None = None
+    action_loss: torch.Tensor | None = None
+
+
+class AlexTextModel(PreTrainedModel, GenerationMixin):
+    config_class = AlexTextConfig
+    base_model_prefix = "alex"
+    main_input_name = "input_ids"
+
+    def __init__(self, config: AlexTextConfig):
+        super().__init__(config)
+        lm_config = config.language_config()
+        self.language_model = AutoModelForCausalLM.from_config(lm_config)
+        hidden = lm_config.hidden_size
+        self.projector = build_projector(config.projector_type, config.input_dim, hidden)
+        self.time_embedding = build_time_encoding(config.timestamp_encoding, hidden)
+        self.image_encoder = None  # attached at run time (not a weight of this model), see attach_image_encoder
+        self.post_init()
+
+    # ---- the frozen image encoder, for raw frames -------------------------------------------
+
+    def attach_image_encoder(self, encoder: Any) -> None:
+        """Let the model take ``video_frames``: ``encoder.encode(frames)`` gives (N, D) features, the
+        same ones ``alex extract`` cached (the encoder of ``config.image_encoder``). It is frozen and
+        not part of this model's weights."""
+        object.__setattr__(self, "image_encoder", encoder)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "image_encoder":  # never registered as a submodule: it is not saved with the head
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def video_tokens(self, video_features: torch.Tensor | None = None, video_frames: torch.Tensor | None = None,
+                     frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Projected feature tokens of the real frames, in order: (frames in the batch * k, hidden)."""
+        if video_frames is not None:
+            if self.image_encoder is None:
+                raise ValueError("video_frames need an image encoder: attach_image_encoder(...) (alex.heads_with_encoder)")
+            B, T = video_frames.shape[:2]
+            with torch.no_grad():
+                encoded = self.image_encoder.encode(video_frames.flatten(0, 1))
+            features = getattr(encoded, "pooled", encoded).float().view(B, T, -1)  # (B, T, D)
+        else:
+            features = video_features
+        B, T = features.shape[:2]
+        features = features.reshape(B, T, self.config.tokens_per_frame, -1)  # (B, T, k, D)
+        if frame_mask is None:
+            frame_mask = torch.ones(B, T, dtype=torch.bool, device=features.device)
+        projector_dtype = next(self.projector.parameters()).dtype
+        return self.projector(features[frame_mask].to(projector_dtype)).flatten(0, 1)  # (n * k, hidden)
+
+    def embed(self, input_ids: torch.Tensor, video_frame_mask: torch.Tensor | None = None,
+              timestamp: torch.Tensor | None = None, video_features: torch.Tensor | None = None,
+              video_frames: torch.Tensor | None = None, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Token embeddings with frame placeholders replaced by projected features plus time: (B, L, H)."""
+        embeddings = self.language_model.get_input_embeddings()
+        if video_frame_mask is None or not video_frame_mask.any():
+            return embeddings(input_ids)
+        embeds = embeddings(input_ids.masked_fill(video_frame_mask, 0))  # placeholders have no LM embedding
+        tokens = self.video_tokens(video_features, video_frames, frame_mask).to(embeds.dtype)
+        if tokens.shape[0] != int(video_frame_mask.sum()):
+            raise ValueError(f"{int(video_frame_mask.sum())} frame placeholders for {tokens.shape[0]} feature tokens")
+        embeds = embeds.masked_scatter(video_frame_mask[..., None], tokens)
+        if self.time_embedding is not None and timestamp is not None:
+            time = self.time_embedding(timestamp).to(embeds.dtype)  # (B, L, H)
+            embeds = embeds + time * video_frame_mask[..., None]
+        return embeds
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        timestamp: torch.Tensor | None = None,
+        video_frame_mask: torch.Tensor | None = None,
+        action_target_mask: torch.Tensor | None = None,
+        text_target_mask: torch.Tensor | None = None,
+        video_features: torch.Tensor | None = None,
+        video_frames: torch.Tensor | None = None,
+        frame_mask: torch.Tensor | None = None,
+        actions: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        past_key_values: Any = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> AlexOutput:
+        if inputs_embeds is None:
+            inputs_embeds = self.embed(input_ids, video_frame_mask, timestamp, video_features, video_frames, frame_mask)
+        need_hidden = self.config.action_dim > 0 and action_target_mask is not None
+        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, past_key_values=past_key_values,
+                                  use_cache=use_cache, output_hidden_states=need_hidden)
+        lm_loss = None
+        if text_target_mask is not None and input_ids is not None and text_target_mask[:, :-1].any():
+            predict = text_target_mask[:, :-1]  # position i predicts token i + 1
+            logits = out.logits[:, :-1][predict].float()
+            lm_loss = nn.functional.cross_entropy(logits, input_ids[:, 1:][predict])
+        return self._outputs(out, lm_loss, action_target_mask, actions, frame_mask)
+
+    def _outputs(self, out, lm_loss, action_target_mask, actions, frame_mask) -> AlexOutput:
+        loss = self.config.lm_loss_weight * lm_loss if lm_loss is not None else None
+        return AlexOutput(loss=loss, logits=out.logits, past_key_values=out.past_key_values, lm_loss=lm_loss)
+
+    @torch.no_grad()
+    def generate(self, input_ids=None, attention_mask=None, timestamp=None, video_frame_mask=None, video_features=None,
+                 video_frames=None, frame_mask=None, **kwargs):
+        """Embed the prompt (text and frames) once; the LM generates the continuation (new tokens only)."""
+        embeds = self.embed(input_ids, video_frame_mask, timestamp, video_features, video_frames, frame_mask)
+        kwargs.setdefault("do_sample", False)
+        for key in ("action_target_mask", "text_target_mask", "actions"):
+            kwargs.pop(key, None)
+        return self.language_model.generate(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
+
+    def estimate_tokens(self, inputs: dict[str, Any]) -> int:
+        return int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else 0
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if any(module is m for m in self.language_model.modules()):
+            return  # the LM initialises (or loads) its own weights
+        super()._init_weights(module)
+        if isinstance(module, Time2Vec):
+            module.reset_time_parameters()
+
+
+class AlexForAction(AlexTextModel):
+    """AlexTextModel plus an action head: the action of each frame regressed from the hidden state
+    at its last placeholder, MSE, weighted against the LM loss (``lm_loss_weight``, ``action_loss_weight``)."""
+
+    def __init__(self, config: AlexTextConfig):
+        super().__init__(config)
+        hidden = config.language_config().hidden_size
+        self.action_head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, max(1, config.action_dim)))
+        self.post_init()
+
+    def _outputs(self, out, lm_loss, action_target_mask, actions, frame_mask) -> AlexOutput:
+        predictions = action_loss = None
+        if action_target_mask is not None and out.hidden_states is not None:
+            hidden = out.hidden_states[-1][action_target_mask]  # (frames in the batch, H)
+            predictions = self.action_head(hidden.to(self.action_head[0].weight.dtype)).float()
+            if actions is not None:
+                targets = actions[frame_mask] if frame_mask is not None else actions.flatten(0, 1)
+                action_loss = nn.functional.mse_loss(predictions, targets.float())
+        parts = [w * l for w, l in ((self.config.lm_loss_weight, lm_loss), (self.config.action_loss_weight, action_loss))
+                 if l is not None]
+        return AlexOutput(loss=sum(parts) if parts else None, logits=out.logits, past_key_values=out.past_key_values,
+                          action_predictions=predictions, lm_loss=lm_loss, action_loss=action_loss)

@@ -1,0 +1,136 @@
+"""``AlexProcessor``: text with video placeholders + cached frame features (+ actions) -> model
+inputs, exactly the seed's keys (seeds/000):
+
+- ``input_ids`` (B, L): text tokens, and ``tokens_per_frame`` placeholder ids per frame;
+- ``timestamp`` (B, L) float: each frame token its frame's time; text tokens the time of the
+  last frame before them (0 before any frame);
+- ``video_frame_mask`` (B, L) bool: positions holding a frame token;
+- ``action_target_mask`` (B, L) bool: the last placeholder of each frame (it predicts the action);
+- ``text_target_mask`` (B, L) bool: positions whose next token is text (they predict it);
+- ``actions`` (B, T, A) when actions are given;
+plus what batching needs: ``attention_mask``, ``video_features`` (B, T, k, D) and ``frame_mask``
+(B, T) for padded frames. Inputs may be text only, frames only (pseudo timestamps at
+``default_fps`` when none are given) or text then frames (frames go at ``<video>`` if the text has
+it, else after the text). Right padding for training, left padding for generation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+VIDEO_TOKEN = "<video>"
+FRAME_TOKEN = "<frame>"
+
+
+class AlexProcessor:
+    def __init__(self, tokenizer, tokens_per_frame: int = 1, default_fps: float = 1.0):
+        self.tokenizer = tokenizer
+        new = [t for t in (VIDEO_TOKEN, FRAME_TOKEN) if t not in tokenizer.get_vocab()]
+        if new:
+            tokenizer.add_special_tokens({"additional_special_tokens": new})
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.video_token_id = tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
+        self.frame_token_id = tokenizer.convert_tokens_to_ids(FRAME_TOKEN)
+        self.tokens_per_frame = tokens_per_frame
+        self.default_fps = default_fps
+
+    def _text_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def sequence(self, text: str | None, frames: int, timestamps: np.ndarray | None, target: str | None = None,
+                 eos: bool = False) -> dict[str, list]:
+        """One sample as lists: ids, timestamps, and the three masks."""
+        if frames and timestamps is None:  # frames only, no times: a pseudo clock at the default fps
+            timestamps = np.arange(frames, dtype=np.float64) / self.default_fps
+        text = text or ""
+        before, placeholder, after = text.partition(VIDEO_TOKEN)
+        if not placeholder:
+            before, after = text, ""
+        ids: list[int] = []
+        times: list[float] = []
+        frame_mask: list[bool] = []
+        action_mask: list[bool] = []
+        is_text: list[bool] = []
+        now = 0.0
+
+        def add_text(piece: str) -> None:
+            for token in self._text_ids(piece):
+                ids.append(token), times.append(now), frame_mask.append(False), action_mask.append(False), is_text.append(True)
+
+        add_text(before)
+        for f in range(frames):
+            now = float(timestamps[f])
+            for k in range(self.tokens_per_frame):
+                ids.append(self.frame_token_id), times.append(now), frame_mask.append(True)
+                action_mask.append(k == self.tokens_per_frame - 1), is_text.append(False)
+        add_text(after)
+        if target:
+            add_text(target)
+        if eos and self.tokenizer.eos_token_id is not None:
+            ids.append(self.tokenizer.eos_token_id), times.append(now), frame_mask.append(False), action_mask.append(False)
+            is_text.append(True)
+        text_target = [is_text[i + 1] if i + 1 < len(ids) else False for i in range(len(ids))]
+        return {"input_ids": ids, "timestamp": times, "video_frame_mask": frame_mask,
+                "action_target_mask": action_mask, "text_target_mask": text_target}
+
+    def __call__(
+        self,
+        text: str | Sequence[str] | None = None,
+        video_features: Sequence[np.ndarray | torch.Tensor] | np.ndarray | torch.Tensor | None = None,
+        timestamps: Sequence[Any] | None = None,
+        actions: Sequence[Any] | None = None,
+        targets: Sequence[str] | None = None,
+        padding_side: str = "right",
+        video_frames: Sequence[Any] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Batch of samples -> padded tensors. ``video_features`` per sample: (T, D) or (T, k, D);
+        ``video_frames`` instead: raw preprocessed frames (T, ...) for a model that holds its image encoder."""
+        visual = video_frames if video_frames is not None else video_features
+        batch = len(text) if isinstance(text, (list, tuple)) else (len(visual) if visual is not None else 1)
+        texts = list(text) if isinstance(text, (list, tuple)) else [text] * batch
+        visuals = list(visual) if visual is not None else [None] * batch
+        samples = []
+        for b in range(batch):
+            frames = 0 if visuals[b] is None else len(visuals[b])
+            times = None if timestamps is None or timestamps[b] is None else np.asarray(timestamps[b], dtype=np.float64)
+            samples.append(self.sequence(texts[b], frames, times, targets[b] if targets else None, eos=targets is not None))
+        length = max(len(s["input_ids"]) for s in samples)
+        pad = self.tokenizer.pad_token_id
+        out = {
+            "input_ids": torch.full((batch, length), pad, dtype=torch.long),
+            "attention_mask": torch.zeros((batch, length), dtype=torch.long),
+            "timestamp": torch.zeros((batch, length)),
+            "video_frame_mask": torch.zeros((batch, length), dtype=torch.bool),
+            "action_target_mask": torch.zeros((batch, length), dtype=torch.bool),
+            "text_target_mask": torch.zeros((batch, length), dtype=torch.bool),
+        }
+        for b, sample in enumerate(samples):
+            n = len(sample["input_ids"])
+            where = slice(length - n, length) if padding_side == "left" else slice(0, n)
+            out["input_ids"][b, where] = torch.tensor(sample["input_ids"], dtype=torch.long)
+            out["attention_mask"][b, where] = 1
+            out["timestamp"][b, where] = torch.tensor(sample["timestamp"], dtype=torch.float32)
+            for key in ("video_frame_mask", "action_target_mask", "text_target_mask"):
+                out[key][b, where] = torch.tensor(sample[key], dtype=torch.bool)
+        if visual is not None and any(v is not None and len(v) for v in visuals):
+            key = "video_frames" if video_frames is not None else "video_features"
+            out[key], out["frame_mask"] = self._pad_frames(visuals)
+        if actions is not None:
+            out["actions"] = self._pad_frames([torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in actions])[0]
+        return out
+
+    def _pad_frames(self, visuals: list[Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        tensors = [torch.as_tensor(np.asarray(v)) if v is not None else None for v in visuals]
+        example = next(t for t in tensors if t is not None and len(t))
+        frames = max(len(t) if t is not None else 0 for t in tensors)
+        out = torch.zeros((len(tensors), frames, *example.shape[1:]), dtype=example.dtype)
+        mask = torch.zeros((len(tensors), frames), dtype=torch.bool)
+        for b, t in enumerate(tensors):
+            if t is not None and len(t):
+                out[b, : len(t)] = t
+                mask[b, : len(t)] = True
+        return out, mask
