@@ -292,7 +292,10 @@ def train(
     labels: Path = typer.Option(..., "--labels", help="CSV, JSON Lines or Parquet with video_id and label (optional split)."),
     head: str = typer.Option("probe", "--head", help="probe (V-JEPA attentive probe), perceiver, or t5 (VL-T5: generates text)."),
     t5: Optional[str] = typer.Option(None, "--t5", help="--head t5: a T5 checkpoint (t5-small, google/t5-v1_1-base, google/flan-t5-base, a folder) or an earlier alex t5 run."),
-    task: str = typer.Option("caption", "--task", help="--head t5: caption, vqa (labels need a prompt column), classify (generate the label word) or span (span-corruption pretraining on the text)."),
+    task: str = typer.Option("caption", "--task", help="--head t5: caption, vqa (labels need a prompt column), classify (generate the label word) or span (span-corruption pretraining on the text). --head llm: caption, qa or action (labels: per-time actions)."),
+    llm: Optional[str] = typer.Option(None, "--llm", help="--head llm: a causal LM by hub id or folder (Llama, Qwen2, GPT-2 families)."),
+    lm: str = typer.Option("frozen", "--lm", help="--head llm: frozen (train projector, time embedding, action head), lora (peft) or full."),
+    projector: str = typer.Option("mlp2x_gelu", "--projector", help="--head llm: LLaVA projector, linear or mlp2x_gelu."),
     inputs: str = typer.Option("clip", "--inputs", help="Comma-separated store encoders the head reads, e.g. clip,audio."),
     output: Path = typer.Option(..., "--output", "-o", help="Run folder: head, configs, metrics, plots, checkpoints, TensorBoard logs."),
     epochs: int = typer.Option(30, "--epochs"),
@@ -317,6 +320,10 @@ def train(
     if head == "t5":
         _train_text(features, labels, output, t5, task, inputs, epochs, batch_size, learning_rate, weight_decay, seed,
                     split, patience, timestamp_encoding, settings, device, workers, resume, quiet)
+        return
+    if head == "llm":
+        _train_llm(features, labels, output, llm, task, lm, projector, inputs, epochs, batch_size, learning_rate,
+                   weight_decay, seed, split, patience, timestamp_encoding, settings, device, workers, resume, quiet)
         return
     options = TrainOptions(
         features=features, labels=labels, output=output, head=head, inputs=[i.strip() for i in inputs.split(",") if i.strip()],
@@ -355,10 +362,35 @@ def _train_text(features, labels, output, t5, task, inputs, epochs, batch_size, 
               highlight=False)
 
 
-def _is_generative(run: Path) -> bool:
+def _train_llm(features, labels, output, llm, task, lm, projector, inputs, epochs, batch_size, learning_rate,
+               weight_decay, seed, split, patience, timestamp_encoding, settings, device, workers, resume, quiet) -> None:
+    from alex.heads.llm_training import LLMTrainOptions, train_llm
+
+    if not llm:
+        err.print("[bold red]error:[/] --head llm needs --llm ID_OR_PATH (e.g. --llm Qwen/Qwen2.5-0.5B)")
+        raise typer.Exit(2)
+    options = LLMTrainOptions(
+        features=features, labels=labels, output=output, model=llm, task=task, lm=lm, projector=projector,
+        inputs=[i.strip() for i in inputs.split(",") if i.strip()], epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, weight_decay=weight_decay, seed=seed, split=_parse_split(split), patience=patience,
+        timestamp_encoding=timestamp_encoding, head_config=_parse_settings(list(settings or [])), device=device,
+        num_workers=workers, resume=resume, quiet=quiet or not out.is_terminal,
+    )
+    metrics = _run(lambda: train_llm(options, say=lambda line: out.print(line, highlight=False)))
+    for split_name in ("validation", "test"):
+        _print_metrics(split_name, metrics[split_name])
+        for example in metrics[split_name].get("examples", [])[:2]:
+            out.print(f"  {example['video_id']}: {example['generated']!r} (reference {example['reference']!r})", highlight=False)
+    out.print(f"run folder {output}: head and tokenizer, training_config.json, metrics.json, training_curve.png, tensorboard/",
+              highlight=False)
+
+
+def _generative_kind(run: Path) -> str | None:
+    """'t5' or 'llm' for a generative run folder, None for a classifier."""
     from alex.heads import GENERATIVE_HEADS, head_name_of
 
-    return _run(lambda: head_name_of(run)) in GENERATIVE_HEADS
+    name = _run(lambda: head_name_of(run))
+    return name if name in GENERATIVE_HEADS else None
 
 
 @app.command()
@@ -377,8 +409,11 @@ def evaluate(
     if split not in ("train", "validation", "test"):
         err.print(f"[bold red]error:[/] --split {split}: choose train, validation or test")
         raise typer.Exit(2)
-    if _is_generative(run):
+    kind = _generative_kind(run)
+    if kind == "t5":
         from alex.heads.text_training import evaluate_text_run as evaluate_run
+    elif kind == "llm":
+        from alex.heads.llm_training import evaluate_llm_run as evaluate_run
     result = _run(lambda: evaluate_run(run, features, labels, split=split, device=device))
     if as_json:
         out.print_json(json.dumps(result))
@@ -398,10 +433,15 @@ def predict(
     from alex.heads.evaluation import predict_run
 
     _quiet_transformers()
-    if _is_generative(run):
+    kind = _generative_kind(run)
+    if kind == "t5":
         from alex.heads.text_training import predict_text_run
 
         result = _run(lambda: predict_text_run(run, features, output, device=device, prompt=prompt))
+    elif kind == "llm":
+        from alex.heads.llm_training import predict_llm_run
+
+        result = _run(lambda: predict_llm_run(run, features, output, device=device, prompt=prompt))
     else:
         result = _run(lambda: predict_run(run, features, output, device=device))
     skipped = ", ".join(f"{v} {k}" for k, v in result["skipped"].items() if v)

@@ -41,3 +41,20 @@ def make_tiny_t5(folder: str | Path, texts: Iterable[str], seed: int = 0, d_mode
     T5ForConditionalGeneration(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def make_tiny_llama(folder: str | Path, texts: Iterable[str], seed: int = 0, hidden: int = 64) -> Path:
+    """A randomly initialised Llama (2 layers, grouped-query attention) and a word tokenizer for
+    ``texts``, saved as a checkpoint folder that ``alex train --head llm --llm FOLDER`` loads."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    folder = Path(folder)
+    tokenizer = word_tokenizer(texts, extra_tokens=["<video>", "<frame>"])
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, pad_token_id=0,
+                         bos_token_id=1, eos_token_id=1, tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -15,8 +15,9 @@ HEADS: dict[str, tuple[str, str, str, str]] = {
     "probe": ("alex.heads.probe", "AttentiveProbe", "ProbeConfig", "alex_probe"),
     "perceiver": ("alex.heads.perceiver", "PerceiverHead", "PerceiverHeadConfig", "alex_perceiver"),
     "t5": ("alex.heads.t5", "AlexT5ForConditionalGeneration", "AlexT5Config", "alex_t5"),
+    "llm": ("alex.heads.llm", "AlexTextModel", "AlexTextConfig", "alex_llm"),
 }
-GENERATIVE_HEADS = {"t5"}
+GENERATIVE_HEADS = {"t5", "llm"}
 
 
 def known_heads() -> list[str]:
@@ -47,4 +48,10 @@ def head_name_of(run_dir: str | Path) -> str:
 def load_head(run_dir: str | Path):
     """The trained head of a run folder, with its exact parameters."""
     model_class, _ = head_classes(head_name_of(run_dir))
+    if model_class.__name__ == "AlexTextModel":  # an LLM head with an action head is AlexForAction
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+        if config.get("action_dim"):
+            from alex.heads.llm import AlexForAction
+
+            model_class = AlexForAction
     return model_class.from_pretrained(str(run_dir))

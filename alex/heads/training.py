@@ -91,7 +91,7 @@ def check_run_folder(run_dir: Path, resume: bool) -> str | None:
 
 
 def fit(model, options: Any, run_dir: Path, train_set, eval_set, collator, last: str | None,
-        metric: str, greater_is_better: bool, compute_metrics=None):
+        metric: str, greater_is_better: bool, compute_metrics=None, label_names: list[str] | None = None):
     """Run transformers' Trainer the way every alex head trains: AdamW with a cosine schedule and
     warm-up, an evaluation and a checkpoint per epoch, early stopping on ``metric``, the best
     model kept, seeded data order, TensorBoard logs in ``run_dir/tensorboard``, bf16/fp16 on GPU."""
@@ -124,6 +124,7 @@ def fit(model, options: Any, run_dir: Path, train_set, eval_set, collator, last:
         remove_unused_columns=False,
         report_to="none",
         disable_tqdm=options.quiet,
+        label_names=label_names,  # the batch keys that carry targets (the Trainer computes eval loss when present)
         **_precision(options.device),
     )
 

@@ -1,0 +1,33 @@
+"""Run a trained LLM head on raw frames: build the frozen image encoder its store was extracted
+with (``config.image_encoder``) and attach it, so ``video_frames`` replace ``video_features``.
+
+This module joins the two halves on purpose: ``alex.heads`` never imports ``alex.pipeline``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alex.errors import UsageError
+
+
+def attach_image_encoder(model: Any, device: str = "cpu") -> Any:
+    """Build ``model.config.image_encoder`` (an encoder spec) and attach it; returns the encoder,
+    whose ``steps.transform`` preprocesses a decoded frame into what ``video_frames`` holds."""
+    from alex.pipeline.encoders import build_encoder, resolve_device
+    from alex.pipeline.encoders.spec import EncoderSpec
+
+    spec = getattr(model.config, "image_encoder", None)
+    if not spec:
+        raise UsageError("this head records no image encoder (train it on a store to get one)")
+    encoder = build_encoder(EncoderSpec.parse(spec), resolve_device(device))
+    model.attach_image_encoder(encoder)
+    return encoder
+
+
+def load_for_frames(run_dir: str | Path, device: str = "cpu") -> tuple[Any, Any]:
+    """A trained LLM head with its image encoder attached: (model, encoder)."""
+    from alex.heads import load_head
+
+    model = load_head(run_dir)
+    return model, attach_image_encoder(model, device)

@@ -1,0 +1,204 @@
+"""The Time2Vec-fused LLM head (seeds/000): AlexProcessor, AlexTextModel, AlexForAction."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import GPT2Config, LlamaConfig, Qwen2Config
+from typer.testing import CliRunner
+
+import alex
+from alex.cli import app
+from alex.datasets.tiny_models import make_tiny_llama, word_tokenizer
+from alex.heads.llm import AlexForAction, AlexProcessor, AlexTextConfig, AlexTextModel
+from alex.heads.llm_training import LLMTrainOptions, align_actions, train_llm
+
+WORDS = "caption: the digit 0 1 2 3 4 5 6 7 8 9 moves left right up down Describe video."
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return AlexProcessor(word_tokenizer([WORDS]), tokens_per_frame=2)
+
+
+def lm_config(kind: str, vocab: int):
+    common = dict(vocab_size=vocab, pad_token_id=0, bos_token_id=1, eos_token_id=1)
+    if kind == "llama":
+        return LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, max_position_embeddings=256, **common)
+    if kind == "qwen2":
+        return Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, max_position_embeddings=256, **common)
+    return GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=256, **common)
+
+
+def model_for(processor, kind="llama", action_dim=2, cls=AlexForAction, **kwargs):
+    config = AlexTextConfig(lm_config=lm_config(kind, len(processor.tokenizer)).to_dict(), inputs=["clip"], input_dim=4,
+                            tokens_per_frame=processor.tokens_per_frame, frame_token_id=processor.frame_token_id,
+                            action_dim=action_dim, **kwargs)
+    torch.manual_seed(0)
+    return cls(config).eval()
+
+
+def features(frames=3, seed=0):
+    return np.random.default_rng(seed).standard_normal((frames, 2, 4)).astype(np.float32)
+
+
+def test_processor_returns_the_seed_keys_with_bool_masks(processor):
+    out = processor(text=["caption: <video> the digit"], video_features=[features(3)], timestamps=[[0.0, 0.5, 1.25]],
+                    actions=[np.ones((3, 2))], targets=["moves left"])
+    seed_keys = {"input_ids", "timestamp", "video_frame_mask", "action_target_mask", "text_target_mask", "actions"}
+    assert seed_keys <= set(out) and set(out) - seed_keys == {"attention_mask", "video_features", "frame_mask"}
+    for key in ("video_frame_mask", "action_target_mask", "text_target_mask"):
+        assert out[key].dtype == torch.bool
+    ids, frame = out["input_ids"][0], out["video_frame_mask"][0]
+    assert ids[frame].tolist() == [processor.frame_token_id] * 6  # k = 2 placeholders per frame
+    assert torch.nonzero(out["action_target_mask"][0]).flatten().tolist() == [2, 4, 6]  # the last of each frame
+    assert out["timestamp"][0][frame].tolist() == [0.0, 0.0, 0.5, 0.5, 1.25, 1.25]
+    is_text = ~frame & out["attention_mask"][0].bool()
+    expected = [bool(is_text[i + 1]) for i in range(len(ids) - 1)] + [False]
+    assert out["text_target_mask"][0].tolist() == expected  # positions whose next token is text
+    decoded = processor.tokenizer.decode(ids[~frame], skip_special_tokens=True)
+    assert decoded == "caption: the digit moves left"
+
+
+def test_text_only_frames_only_and_text_then_frames(processor):
+    text_only = processor(text=["the digit"])
+    assert not text_only["video_frame_mask"].any() and "video_features" not in text_only
+    frames_only = processor(video_features=[features(3)])  # no timestamps: pseudo times at 1 fps
+    assert frames_only["timestamp"][0].tolist() == [0, 0, 1, 1, 2, 2]
+    after = processor(text=["caption:"], video_features=[features(2)])  # no placeholder: text, then frames
+    assert after["video_frame_mask"][0].tolist() == [False, True, True, True, True]
+
+
+def test_batches_pad_right_for_training_and_left_for_generation(processor):
+    batch = [features(3), features(1)]
+    right = processor(text=["caption:", "caption:"], video_features=batch, targets=["the digit 7", "up"])
+    left = processor(text=["caption:", "caption:"], video_features=batch, padding_side="left")
+    assert right["attention_mask"][1].tolist() == [1] * 5 + [0] * 6  # caption:, 2 frame tokens, up, eos
+    assert left["attention_mask"][1].tolist() == [0] * 4 + [1] * 3
+    assert right["frame_mask"].tolist() == [[True, True, True], [True, False, False]]
+    assert left["input_ids"][1, -1] == processor.frame_token_id  # generation continues right after the frames
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2"])
+@pytest.mark.parametrize("projector", ["linear", "mlp2x_gelu"])
+def test_features_replace_placeholders_in_any_causal_lm(processor, kind, projector):
+    model = model_for(processor, kind, projector_type=projector, timestamp_encoding="none")
+    batch = processor(text=["caption: <video> the"], video_features=[features(3)], targets=["digit"])
+    embeds = model.embed(batch["input_ids"], batch["video_frame_mask"], batch["timestamp"], batch["video_features"])
+    expected = model.projector(batch["video_features"][0].reshape(6, 4))  # (frames * k, H), in order
+    torch.testing.assert_close(embeds[0][batch["video_frame_mask"][0]], expected)
+    text = ~batch["video_frame_mask"][0]
+    torch.testing.assert_close(embeds[0][text], model.language_model.get_input_embeddings()(batch["input_ids"][0][text]))
+    out = model(**batch)
+    assert out.loss is not None and torch.isfinite(out.loss)
+
+
+@pytest.mark.parametrize("encoding", ["time2vec", "sinusoidal", "none"])
+def test_timestamp_encoding_is_added_to_frame_tokens_only(processor, encoding):
+    model = model_for(processor, timestamp_encoding=encoding)
+    batch = processor(text=["caption: <video> the"], video_features=[features(3)], timestamps=[[0.0, 1.0, 2.0]])
+    later = dict(batch, timestamp=batch["timestamp"] + 5.0)
+    a = model.embed(batch["input_ids"], batch["video_frame_mask"], batch["timestamp"], batch["video_features"])
+    b = model.embed(later["input_ids"], later["video_frame_mask"], later["timestamp"], later["video_features"])
+    frame = batch["video_frame_mask"][0]
+    assert torch.equal(a[0][~frame], b[0][~frame])
+    assert torch.equal(a[0][frame], b[0][frame]) == (encoding == "none")
+
+
+def test_action_head_reads_each_frames_last_placeholder_and_weights_the_losses(processor):
+    model = model_for(processor, lm_loss_weight=0.5, action_loss_weight=2.0)
+    batch = processor(text=["caption:", "caption:"], video_features=[features(3), features(2, 1)],
+                      actions=[np.ones((3, 2)), np.zeros((2, 2))], targets=["the digit 7", "up"])
+    out = model(**batch)
+    assert out.action_predictions.shape == (5, 2)  # one per real frame
+    expected = torch.nn.functional.mse_loss(out.action_predictions, torch.tensor([[1.0, 1]] * 3 + [[0.0, 0]] * 2))
+    torch.testing.assert_close(out.action_loss, expected)
+    torch.testing.assert_close(out.loss, 0.5 * out.lm_loss + 2.0 * out.action_loss)
+
+
+@pytest.mark.parametrize("cls", [AlexTextModel, AlexForAction])
+def test_round_trip_is_exact(processor, tmp_path, cls):
+    model = model_for(processor, cls=cls, action_dim=2 if cls is AlexForAction else 0)
+    model.save_pretrained(tmp_path)
+    loaded = cls.from_pretrained(tmp_path).eval()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key]), key
+    batch = processor(text=["caption:"], video_features=[features(3)], timestamps=[[0.0, 0.3, 0.9]])
+    assert torch.equal(model(**batch).logits, loaded(**batch).logits)
+
+
+def test_cached_and_uncached_decoding_give_the_same_tokens(processor):
+    model = model_for(processor, cls=AlexTextModel, action_dim=0)
+    batch = processor(text=["caption:", "caption: the"], video_features=[features(3), features(2, 1)], padding_side="left")
+    kwargs = dict(max_new_tokens=8, pad_token_id=0, eos_token_id=None)
+    assert torch.equal(model.generate(**batch, use_cache=True, **kwargs), model.generate(**batch, use_cache=False, **kwargs))
+
+
+def test_actions_align_with_the_sampling_rule():
+    times, values = np.array([0.0, 0.1, 0.2, 0.3]), np.array([[0.0], [1.0], [2.0], [3.0]])
+    assert align_actions(np.array([0.0, 0.15, 0.3, 9.0]), times, values).ravel().tolist() == [0.0, 1.0, 3.0, 3.0]
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory):
+    return make_tiny_llama(tmp_path_factory.mktemp("llm") / "tiny-llama", [WORDS])
+
+
+def test_raw_frames_give_the_outputs_of_their_cached_features(tiny_llama, tmp_path):
+    from alex.frames import attach_image_encoder
+    from alex.pipeline.extract import ExtractOptions, extract
+    from alex.pipeline.sampling import Sampling
+    from alex.pipeline.workers import DecodeTask, decode_task
+    from tests.fixtures.videos import make_video
+
+    video = make_video(tmp_path / "v" / "a.mp4", num_frames=30, fps=10, noise=True)
+    extract(ExtractOptions(videos=tmp_path / "v", store=tmp_path / "s", encoders=["clip:tiny@random"], dtype="float32", workers=0))
+    tokenizer = word_tokenizer([WORDS])
+    processor = AlexProcessor(tokenizer)
+    config = AlexTextConfig(lm_config=lm_config("llama", len(tokenizer)).to_dict(), inputs=["clip"], input_dim=32,
+                            frame_token_id=processor.frame_token_id, action_dim=2, image_encoder="clip:tiny@random")
+    torch.manual_seed(0)
+    model = AlexForAction(config).eval()
+    encoder = attach_image_encoder(model)
+    assert "image_encoder" not in dict(model.named_children()) and not any(k.startswith("image_encoder") for k in model.state_dict())
+    steps = [m[3] for m in decode_task(DecodeTask(0, str(video), {"clip": encoder.steps}, Sampling(fps=1.0))) if m[0] == "steps"]
+    frames = torch.from_numpy(np.concatenate([s.data for s in steps]))  # (T, h, w, 3) preprocessed uint8
+    with alex.open_store(tmp_path / "s") as store:
+        cached = store.arrays("a.mp4", "clip")
+    from_features = processor(text=["caption:"], video_features=[cached.embedding], timestamps=[cached.t_start])
+    from_frames = processor(text=["caption:"], video_frames=[frames], timestamps=[cached.t_start])
+    a, b = model(**from_features), model(**from_frames)
+    torch.testing.assert_close(a.logits, b.logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(a.action_predictions, b.action_predictions, rtol=1e-5, atol=1e-5)
+
+
+def test_llm_learns_captions_and_actions_on_digits(tiny_llama, digits, tmp_path):
+    data, store = digits
+    captions = train_llm(LLMTrainOptions(features=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_llama),
+                                         task="caption", inputs=["p32"], lm="full", epochs=30, learning_rate=2e-3, device="cpu"))
+    assert captions["test"]["exact_match"] >= 0.5
+    actions = train_llm(LLMTrainOptions(features=store, labels=data.actions, output=tmp_path / "act", model=str(tiny_llama),
+                                        task="action", inputs=["p32"], lm="full", epochs=20, learning_rate=2e-3, device="cpu"))
+    assert actions["test"]["action_mse_after_first_frame"] < 0.5 * actions["test"]["action_mse_of_mean"]
+
+
+def test_cli_llm_with_lora_then_evaluate_and_predict(tiny_llama, digits, tmp_path):
+    data, store = digits
+    runner = CliRunner()
+    run = tmp_path / "lora"
+    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm", "--llm",
+                                 str(tiny_llama), "--task", "caption", "--lm", "lora", "--inputs", "p32", "--output", str(run),
+                                 "--epochs", "1", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_type"] == "alex_llm" and not any("lora" in k for k in config)
+    result = runner.invoke(app, ["evaluate", str(run), "--features", str(store), "--labels", str(data.captions), "--json"])
+    assert result.exit_code == 0 and "exact_match" in json.loads(result.output)
+    result = runner.invoke(app, ["predict", str(run), "--features", str(store), "-o", str(tmp_path / "p.parquet")])
+    assert result.exit_code == 0 and "predicted 300 video(s)" in result.output
+    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm",
+                                 "--output", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "--llm" in result.output
