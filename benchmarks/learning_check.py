@@ -59,6 +59,24 @@ def main() -> None:
         print(f"| t5 (tiny, captions) | {', '.join(inputs)} | {v['train']} / {v['validation']} / {v['test']} | {metrics['epochs']:.0f} | "
               f"{metrics['validation']['exact_match']:.3f} (exact match) | {metrics['test']['exact_match']:.3f} (exact match) | - | "
               f"{time.perf_counter() - started:.1f} |", flush=True)
+    from alex.datasets.tiny_models import make_tiny_llama
+    from alex.heads.llm_training import LLMTrainOptions, train_llm
+
+    tiny_llama = make_tiny_llama(args.out / "tiny-llama", captions + ["Describe the video."])
+    for task, labels in (("caption", data.captions), ("action", data.actions)):
+        started = time.perf_counter()
+        metrics = train_llm(LLMTrainOptions(features=store, labels=labels, output=args.out / "runs" / f"llm-{task}",
+                                            model=str(tiny_llama), task=task, inputs=["p32"], lm="full", epochs=args.epochs,
+                                            learning_rate=2e-3, device="cpu"))
+        v, test, val = metrics["videos"], metrics["test"], metrics["validation"]
+        if task == "caption":
+            shown = (f"{val['exact_match']:.3f} (exact match)", f"{test['exact_match']:.3f} (exact match)")
+        else:
+            shown = (f"{val['action_mse']:.3f} (action MSE)",
+                     f"{test['action_mse']:.3f} MSE; {test['action_mse_after_first_frame']:.3f} after the first frame; "
+                     f"{test['action_mse_of_mean']:.3f} predicting the mean")
+        print(f"| llm (tiny Llama, {task}, lm full) | p32 | {v['train']} / {v['validation']} / {v['test']} | {metrics['epochs']:.0f} | "
+              f"{shown[0]} | {shown[1]} | - | {time.perf_counter() - started:.1f} |", flush=True)
     for head, inputs in RUNS:
         started = time.perf_counter()
         metrics = train(TrainOptions(features=store, labels=data.labels, output=args.out / "runs" / f"{head}-{'-'.join(inputs)}",
