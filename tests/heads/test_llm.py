@@ -202,3 +202,23 @@ def test_cli_llm_with_lora_then_evaluate_and_predict(tiny_llama, digits, tmp_pat
     result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm",
                                  "--output", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--llm" in result.output
+
+
+def test_qa_with_a_frozen_lm_trains_only_the_video_side(tiny_llama, digits, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    data, store = digits
+    labels = tmp_path / "qa.jsonl"
+    rows = [json.loads(line) for line in data.captions.read_text().splitlines()]
+    labels.write_text("".join(json.dumps({"video_id": r["video_id"], "prompt": "Describe the video.",
+                                          "text": r["text"].split()[-1]}) + "\n" for r in rows))
+    metrics = train_llm(LLMTrainOptions(features=store, labels=labels, output=tmp_path / "qa", model=str(tiny_llama),
+                                        task="qa", inputs=["p32"], lm="frozen", epochs=2, device="cpu"))
+    assert "exact_match" in metrics["test"]
+    assert all(e["reference"] in ("left", "right", "up", "down") for e in metrics["test"]["examples"])
+    trained = load_file(tmp_path / "qa" / "model.safetensors")
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama).state_dict()
+    for key, value in base.items():  # the LM is exactly the checkpoint it started from
+        assert torch.equal(trained[f"language_model.{key}"], value), key
+    assert any(k.startswith("projector.") for k in trained) and any(k.startswith("time_embedding.") for k in trained)
