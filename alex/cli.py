@@ -353,13 +353,7 @@ def _train_text(features, labels, output, t5, task, inputs, epochs, batch_size, 
         timestamp_encoding=timestamp_encoding, head_config=_parse_settings(list(settings or [])), device=device,
         num_workers=workers, resume=resume, quiet=quiet or not out.is_terminal,
     )
-    metrics = _run(lambda: train_text(options, say=lambda line: out.print(line, highlight=False)))
-    for split_name in ("validation", "test"):
-        _print_metrics(split_name, metrics[split_name])
-        for example in metrics[split_name].get("examples", [])[:2]:
-            out.print(f"  {example['video_id']}: {example['generated']!r} (reference {example['reference']!r})", highlight=False)
-    out.print(f"run folder {output}: head and tokenizer, training_config.json, metrics.json, training_curve.png, tensorboard/",
-              highlight=False)
+    _print_generative(_run(lambda: train_text(options, say=lambda line: out.print(line, highlight=False))), output)
 
 
 def _train_llm(features, labels, output, llm, task, lm, projector, inputs, epochs, batch_size, learning_rate,
@@ -376,7 +370,10 @@ def _train_llm(features, labels, output, llm, task, lm, projector, inputs, epoch
         timestamp_encoding=timestamp_encoding, head_config=_parse_settings(list(settings or [])), device=device,
         num_workers=workers, resume=resume, quiet=quiet or not out.is_terminal,
     )
-    metrics = _run(lambda: train_llm(options, say=lambda line: out.print(line, highlight=False)))
+    _print_generative(_run(lambda: train_llm(options, say=lambda line: out.print(line, highlight=False))), output)
+
+
+def _print_generative(metrics: dict[str, Any], output: Path) -> None:
     for split_name in ("validation", "test"):
         _print_metrics(split_name, metrics[split_name])
         for example in metrics[split_name].get("examples", [])[:2]:

@@ -78,17 +78,13 @@ def _load_run(run_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     return load_head(run_dir), json.loads(path.read_text())
 
 
-def _device(device: str):
-    import torch
-
-    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-
 
 def evaluate_run(run_dir: str | Path, features: str | Path, labels: str | Path, split: str = "test",
                  device: str = "auto") -> dict[str, Any]:
     """Metrics of a trained head on one split of a labels file (the run's own split rule)."""
     from alex.heads.data import check_signature, make_dataset, select_labelled
     from alex.heads.labels import read_labels
+    from alex.heads.training import head_device
     from alex.store.reader import open_store
 
     model, training = _load_run(run_dir)
@@ -101,7 +97,7 @@ def evaluate_run(run_dir: str | Path, features: str | Path, labels: str | Path, 
         if unknown:
             raise UsageError(f"labels file {labels}: label(s) {', '.join(unknown[:5])} were not seen in training")
         dataset = make_dataset(store, selection.splits[split], inputs, model.config.label2id, selection.labels)
-        result = evaluate_dataset(model, dataset, _device(device))
+        result = evaluate_dataset(model, dataset, head_device(device))
         dataset.close()
     return {"split": split, "videos": len(dataset), "skipped": selection.skipped, **result.metrics}
 
@@ -109,6 +105,7 @@ def evaluate_run(run_dir: str | Path, features: str | Path, labels: str | Path, 
 def predict_run(run_dir: str | Path, features: str | Path, output: str | Path, device: str = "auto") -> dict[str, Any]:
     """Predictions for every usable video of a store, as Parquet joinable with ``videos`` on video_id."""
     from alex.heads.data import check_signature, make_dataset, usable_videos
+    from alex.heads.training import head_device
     from alex.store.reader import open_store
 
     model, training = _load_run(run_dir)
@@ -117,7 +114,7 @@ def predict_run(run_dir: str | Path, features: str | Path, output: str | Path, d
         check_signature(store, training["inputs_signature"])
         video_ids, skipped = usable_videos(store, inputs)
         dataset = make_dataset(store, video_ids, inputs)
-        logits = run_head(model, dataset, _device(device))
+        logits = run_head(model, dataset, head_device(device))
         dataset.close()
     shifted = np.exp(logits - logits.max(-1, keepdims=True))
     probabilities = shifted / shifted.sum(-1, keepdims=True)  # (N, C)

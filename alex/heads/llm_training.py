@@ -10,7 +10,7 @@ each stored step taking the latest action row at or before its time (the samplin
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +25,7 @@ from alex.heads.labels import DEFAULT_FRACTIONS, LabelTable, check_fractions, ha
 from alex.heads.llm.processing_alex import VIDEO_TOKEN, AlexProcessor
 from alex.heads.plots import plot_training_curve
 from alex.heads.text import exact_match, load_tokenizer
-from alex.heads.training import METRICS, TRAINING_CONFIG, check_run_folder, fit
+from alex.heads.training import METRICS, TRAINING_CONFIG, RunOptions, check_run_folder, fit, head_device
 from alex.hub import check_model_available, local_only
 from alex.store.reader import open_store
 
@@ -33,41 +33,22 @@ LLM_TASKS = ("caption", "qa", "action")
 PROMPTS = {"caption": "Describe the video. " + VIDEO_TOKEN, "qa": "", "action": VIDEO_TOKEN}
 
 
-@dataclass
-class LLMTrainOptions:
-    features: Path
-    labels: Path
-    output: Path
-    model: str  # a causal LM by hub id or folder (Llama, Qwen2, GPT-2 families)
+@dataclass(kw_only=True)
+class LLMTrainOptions(RunOptions):
+    """An LLM head: ``model`` is a causal LM by hub id or folder (Llama, Qwen2, GPT-2 families)."""
+
+    model: str
     task: str = "caption"
-    inputs: list[str] = field(default_factory=lambda: ["clip"])
     lm: str = "frozen"  # frozen | lora | full
     projector: str = "mlp2x_gelu"
-    epochs: int = 30
     batch_size: int = 16
-    learning_rate: float = 1e-3
     weight_decay: float = 0.0
     warmup: float = 0.05
-    seed: int = 0
-    split: tuple[float, float, float] = DEFAULT_FRACTIONS
-    patience: int = 5
-    device: str = "auto"
-    num_workers: int = 0
-    resume: bool = False
     timestamp_encoding: str = "time2vec"
     max_new_tokens: int = 32
     lm_loss_weight: float = 1.0
     action_loss_weight: float = 1.0
     lora_rank: int = 8
-    head_config: dict[str, Any] = field(default_factory=dict)
-    quiet: bool = True
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("features", "labels", "output"):
-            data[key] = str(data[key])
-        data["split"] = list(self.split)
-        return data
 
 
 def read_actions(path: str | Path, fractions=DEFAULT_FRACTIONS) -> tuple[LabelTable, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -285,11 +266,6 @@ def load_llm_run(run_dir: str | Path):
     return model, processor, training
 
 
-def _device(device: str):
-    import torch
-
-    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-
 
 def evaluate_llm_run(run_dir, features, labels, split: str = "test", device: str = "auto") -> dict[str, Any]:
     model, processor, training = load_llm_run(run_dir)
@@ -304,7 +280,7 @@ def evaluate_llm_run(run_dir, features, labels, split: str = "test", device: str
         ids = selection.splits[split]
         step_times = _step_times(store, name, ids) if actions is not None else {}
         dataset = make_dataset(store, ids, model.config.inputs, extras=_extras(ids, task, table, actions, step_times))
-        texts, predicted = run_llm(model, processor, dataset, _device(device), max_new_tokens=training.get("max_new_tokens", 32),
+        texts, predicted = run_llm(model, processor, dataset, head_device(device), max_new_tokens=training.get("max_new_tokens", 32),
                                    generate_text=task != "action")
     result: dict[str, Any] = {"split": split, "videos": len(ids), "skipped": selection.skipped}
     if task == "action":
@@ -325,7 +301,7 @@ def predict_llm_run(run_dir, features, output, device: str = "auto", prompt: str
         text_prompt = (prompt + " " + VIDEO_TOKEN) if prompt else PROMPTS[task]
         extras = [{"prompt": text_prompt.strip(), "target": ""} for _ in ids]
         dataset = make_dataset(store, ids, model.config.inputs, extras=extras)
-        texts, predicted = run_llm(model, processor, dataset, _device(device), max_new_tokens=training.get("max_new_tokens", 32),
+        texts, predicted = run_llm(model, processor, dataset, head_device(device), max_new_tokens=training.get("max_new_tokens", 32),
                                    generate_text=task != "action")
         times = _step_times(store, name, ids) if task == "action" else {}
         dataset.close()

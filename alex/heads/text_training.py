@@ -9,7 +9,7 @@ The run folder holds the head (``save_pretrained``) and its tokenizer, ``trainin
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,45 +19,26 @@ import pyarrow.parquet as pq
 from alex import __version__
 from alex.errors import UsageError
 from alex.heads.data import check_signature, input_signature, make_dataset, select_labelled, usable_videos
-from alex.heads.labels import DEFAULT_FRACTIONS, check_fractions, read_labels
+from alex.heads.labels import check_fractions, read_labels
 from alex.heads.plots import plot_training_curve
 from alex.heads.text import TARGET_COLUMNS, TASK_PREFIXES, TextCollator, exact_match, load_tokenizer, prompt_for
-from alex.heads.training import METRICS, TRAINING_CONFIG, check_run_folder, fit
+from alex.heads.training import METRICS, TRAINING_CONFIG, RunOptions, check_run_folder, fit, head_device
 from alex.hub import check_model_available, local_only
 from alex.store.reader import open_store
 
 
-@dataclass
-class TextTrainOptions:
-    features: Path
-    labels: Path
-    output: Path
-    model: str  # a T5 checkpoint (hub id or folder), or an earlier alex t5 run folder to continue from
+@dataclass(kw_only=True)
+class TextTrainOptions(RunOptions):
+    """A VL-T5 head: ``model`` is a T5 checkpoint (hub id or folder) or an earlier alex t5 run."""
+
+    model: str
     head: str = "t5"
     task: str = "caption"
-    inputs: list[str] = field(default_factory=lambda: ["clip"])
-    epochs: int = 30
     batch_size: int = 16
-    learning_rate: float = 1e-3
     weight_decay: float = 0.0
     warmup: float = 0.05
-    seed: int = 0
-    split: tuple[float, float, float] = DEFAULT_FRACTIONS
-    patience: int = 5
-    device: str = "auto"
-    num_workers: int = 0
-    resume: bool = False
     timestamp_encoding: str = "time2vec"
     max_new_tokens: int = 32
-    head_config: dict[str, Any] = field(default_factory=dict)
-    quiet: bool = True
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("features", "labels", "output"):
-            data[key] = str(data[key])
-        data["split"] = list(self.split)
-        return data
 
 
 def build_t5(options: TextTrainOptions, signature: dict[str, dict[str, Any]]):
@@ -173,11 +154,6 @@ def _load_text_run(run_dir: str | Path):
     return AlexT5ForConditionalGeneration.from_pretrained(str(run_dir)), load_tokenizer(run_dir), json.loads(path.read_text())
 
 
-def _device(device: str):
-    import torch
-
-    return torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
-
 
 def evaluate_text_run(run_dir: str | Path, features: str | Path, labels: str | Path, split: str = "test",
                       device: str = "auto") -> dict[str, Any]:
@@ -189,7 +165,7 @@ def evaluate_text_run(run_dir: str | Path, features: str | Path, labels: str | P
         selection = select_labelled(store, table, model.config.inputs, require=[split])
         ids = selection.splits[split]
         dataset = make_dataset(store, ids, model.config.inputs, extras=_items(ids, task, table.labels, table.prompts))
-        predictions = generate(model, tokenizer, dataset, _device(device), max_new_tokens=training.get("max_new_tokens", 32))
+        predictions = generate(model, tokenizer, dataset, head_device(device), max_new_tokens=training.get("max_new_tokens", 32))
         dataset.close()
     return {"split": split, "videos": len(ids), "skipped": selection.skipped,
             "exact_match": exact_match(predictions, [table.labels[v] for v in ids])}
@@ -205,7 +181,7 @@ def predict_text_run(run_dir: str | Path, features: str | Path, output: str | Pa
         ids, skipped = usable_videos(store, model.config.inputs)
         prompts = {v: prompt for v in ids} if prompt else {}
         dataset = make_dataset(store, ids, model.config.inputs, extras=_items(ids, task, {v: "" for v in ids}, prompts))
-        texts = generate(model, tokenizer, dataset, _device(device), max_new_tokens=training.get("max_new_tokens", 32))
+        texts = generate(model, tokenizer, dataset, head_device(device), max_new_tokens=training.get("max_new_tokens", 32))
         dataset.close()
     table = pa.table({"video_id": pa.array(ids, pa.string()),
                       "prompt": pa.array([prompt_for(task, prompts.get(v)) for v in ids], pa.string()),

@@ -35,11 +35,13 @@ log = logging.getLogger("alex.train")
 
 
 @dataclass
-class TrainOptions:
+class RunOptions:
+    """What every head's training takes: the store, the labels, the run folder, the inputs and
+    the optimisation settings (AdamW with a cosine schedule, early stopping)."""
+
     features: Path
     labels: Path
     output: Path
-    head: str = "probe"
     inputs: list[str] = field(default_factory=lambda: ["clip"])
     epochs: int = 30
     batch_size: int = 32
@@ -49,11 +51,9 @@ class TrainOptions:
     seed: int = 0
     split: tuple[float, float, float] = DEFAULT_FRACTIONS
     patience: int = 5
-    metric: str = "accuracy"
     device: str = "auto"
     num_workers: int = 0
     resume: bool = False
-    hidden_size: int = 128
     timestamp_encoding: str = "sinusoidal"
     head_config: dict[str, Any] = field(default_factory=dict)
     quiet: bool = True
@@ -64,6 +64,24 @@ class TrainOptions:
             data[key] = str(data[key])
         data["split"] = list(self.split)
         return data
+
+
+@dataclass(kw_only=True)
+class TrainOptions(RunOptions):
+    """A classification head (probe, perceiver)."""
+
+    head: str = "probe"
+    metric: str = "accuracy"
+    hidden_size: int = 128
+
+
+def head_device(device: str):
+    """``auto`` -> cuda when available, else cpu (heads never import the pipeline's helper)."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def _precision(device: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
