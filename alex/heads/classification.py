@@ -10,7 +10,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from alex.heads.time_encoding import TIME_ENCODINGS, Time2Vec
+from alex.heads.time_encoding import Time2Vec, check_inputs, check_time_encoding
 from alex.heads.tokens import FeatureTokenizer
 
 
@@ -27,12 +27,8 @@ class ClassificationHeadConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         **kwargs: Any,
     ):
-        self.inputs = list(inputs or [])
-        self.input_dims = [int(d) for d in (input_dims or [])]
-        if len(self.inputs) != len(self.input_dims):
-            raise ValueError(f"inputs {self.inputs} and input_dims {self.input_dims} differ in length")
-        if timestamp_encoding not in TIME_ENCODINGS:
-            raise ValueError(f"timestamp_encoding {timestamp_encoding!r}: choose one of {', '.join(TIME_ENCODINGS)}")
+        self.inputs, self.input_dims = check_inputs(inputs, input_dims)
+        check_time_encoding(timestamp_encoding)
         self.hidden_size = hidden_size
         self.timestamp_encoding = timestamp_encoding
         self.dropout = dropout

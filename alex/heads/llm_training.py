@@ -25,7 +25,7 @@ from alex.heads.labels import DEFAULT_FRACTIONS, LabelTable, check_fractions, ha
 from alex.heads.llm.processing_alex import VIDEO_TOKEN, AlexProcessor
 from alex.heads.plots import plot_training_curve
 from alex.heads.text import exact_match, load_tokenizer
-from alex.heads.training import METRICS, TRAINING_CONFIG, RunOptions, check_run_folder, fit, head_device
+from alex.heads.training import METRICS, TRAINING_CONFIG, GenerativeOptions, check_run_folder, fit, head_device
 from alex.hub import check_model_available, local_only
 from alex.store.reader import open_store
 
@@ -34,18 +34,11 @@ PROMPTS = {"caption": "Describe the video. " + VIDEO_TOKEN, "qa": "", "action": 
 
 
 @dataclass(kw_only=True)
-class LLMTrainOptions(RunOptions):
+class LLMTrainOptions(GenerativeOptions):
     """An LLM head: ``model`` is a causal LM by hub id or folder (Llama, Qwen2, GPT-2 families)."""
 
-    model: str
-    task: str = "caption"
     lm: str = "frozen"  # frozen | lora | full
     projector: str = "mlp2x_gelu"
-    batch_size: int = 16
-    weight_decay: float = 0.0
-    warmup: float = 0.05
-    timestamp_encoding: str = "time2vec"
-    max_new_tokens: int = 32
     lm_loss_weight: float = 1.0
     action_loss_weight: float = 1.0
     lora_rank: int = 8

@@ -22,23 +22,16 @@ from alex.heads.data import check_signature, input_signature, make_dataset, sele
 from alex.heads.labels import check_fractions, read_labels
 from alex.heads.plots import plot_training_curve
 from alex.heads.text import TARGET_COLUMNS, TASK_PREFIXES, TextCollator, exact_match, load_tokenizer, prompt_for
-from alex.heads.training import METRICS, TRAINING_CONFIG, RunOptions, check_run_folder, fit, head_device
+from alex.heads.training import METRICS, TRAINING_CONFIG, GenerativeOptions, check_run_folder, fit, head_device
 from alex.hub import check_model_available, local_only
 from alex.store.reader import open_store
 
 
 @dataclass(kw_only=True)
-class TextTrainOptions(RunOptions):
+class TextTrainOptions(GenerativeOptions):
     """A VL-T5 head: ``model`` is a T5 checkpoint (hub id or folder) or an earlier alex t5 run."""
 
-    model: str
     head: str = "t5"
-    task: str = "caption"
-    batch_size: int = 16
-    weight_decay: float = 0.0
-    warmup: float = 0.05
-    timestamp_encoding: str = "time2vec"
-    max_new_tokens: int = 32
 
 
 def build_t5(options: TextTrainOptions, signature: dict[str, dict[str, Any]]):

@@ -75,6 +75,19 @@ class TrainOptions(RunOptions):
     hidden_size: int = 128
 
 
+@dataclass(kw_only=True)
+class GenerativeOptions(RunOptions):
+    """A head that generates text (t5, llm): ``model`` is the checkpoint it starts from."""
+
+    model: str
+    task: str = "caption"
+    batch_size: int = 16
+    weight_decay: float = 0.0
+    warmup: float = 0.05
+    timestamp_encoding: str = "time2vec"
+    max_new_tokens: int = 32
+
+
 def head_device(device: str):
     """``auto`` -> cuda when available, else cpu (heads never import the pipeline's helper)."""
     import torch

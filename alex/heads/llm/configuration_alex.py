@@ -4,7 +4,7 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
-from alex.heads.time_encoding import TIME_ENCODINGS
+from alex.heads.time_encoding import check_time_encoding
 
 PROJECTORS = ("linear", "mlp2x_gelu")
 
@@ -43,8 +43,7 @@ class AlexTextConfig(PretrainedConfig):
     ):
         if projector_type not in PROJECTORS:
             raise ValueError(f"projector_type {projector_type!r}: choose one of {', '.join(PROJECTORS)}")
-        if timestamp_encoding not in TIME_ENCODINGS:
-            raise ValueError(f"timestamp_encoding {timestamp_encoding!r}: choose one of {', '.join(TIME_ENCODINGS)}")
+        check_time_encoding(timestamp_encoding)
         self.lm_config = dict(lm_config or {})
         self.inputs = list(inputs or [])
         self.input_dim = int(input_dim)

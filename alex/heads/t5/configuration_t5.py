@@ -4,7 +4,7 @@ from typing import Any
 
 from transformers import PretrainedConfig, T5Config
 
-from alex.heads.time_encoding import TIME_ENCODINGS
+from alex.heads.time_encoding import check_inputs, check_time_encoding
 
 
 class AlexT5Config(PretrainedConfig):
@@ -27,12 +27,8 @@ class AlexT5Config(PretrainedConfig):
         **kwargs: Any,
     ):
         self.t5_config = dict(t5_config or {})
-        self.inputs = list(inputs or [])
-        self.input_dims = [int(d) for d in (input_dims or [])]
-        if len(self.inputs) != len(self.input_dims):
-            raise ValueError(f"inputs {self.inputs} and input_dims {self.input_dims} differ in length")
-        if timestamp_encoding not in TIME_ENCODINGS:
-            raise ValueError(f"timestamp_encoding {timestamp_encoding!r}: choose one of {', '.join(TIME_ENCODINGS)}")
+        self.inputs, self.input_dims = check_inputs(inputs, input_dims)
+        check_time_encoding(timestamp_encoding)
         self.timestamp_encoding = timestamp_encoding
         self.max_steps = max_steps
         self.task = task
