@@ -1,7 +1,8 @@
 """alex: decode videos once, cache frozen-encoder features in a sharded store, train light heads on them.
 
-Heavy libraries (torch, open_clip, PyAV) are imported lazily, so ``import alex`` and
-``alex --help`` answer at once.
+Heavy libraries (torch, open_clip, PyAV, transformers) are imported lazily, so ``import alex``
+and ``alex --help`` answer at once. Importing alex makes transformers' Auto classes know its heads
+(``AutoModel.from_pretrained(run)``) as soon as transformers loads them (``alex.heads.auto``).
 """
 
 from __future__ import annotations
@@ -22,3 +23,7 @@ def open_store(path: str) -> "Store":
 
 
 __all__ = ["__version__", "open_store"]
+
+from alex.heads import auto as _auto  # noqa: E402
+
+_auto.install()

@@ -1,13 +1,17 @@
 """The ``alex`` command line: parse, validate, call the library, print. Nothing else lives here.
 
 Exit codes (DESIGN.md): 0 all done; 1 finished but some inputs failed; 2 bad usage or
-configuration (nothing written).
+configuration (nothing written); 3 unexpected internal error (the traceback is printed and
+appended to ``alex-errors.log`` in the run folder or store). The options of ``train``,
+``evaluate`` and ``predict`` are derived from their dataclasses (``alex.heads.options``).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, List, Optional, TypeVar
 
@@ -33,13 +37,36 @@ T = TypeVar("T")
 DEFAULT_STORE = Path("alex-store")
 
 
-def _run(call: Callable[[], T]) -> T:
-    """Turn alex's typed errors into a one-line message and their exit code."""
+CRASH_LOG = "alex-errors.log"
+INTERNAL_ERROR = 3
+
+
+def _run(call: Callable[[], T], crash_log: Path | None = None) -> T:
+    """Turn alex's typed errors into a one-line message and their exit code; anything else is a
+    bug: its traceback is printed, appended to ``crash_log/alex-errors.log`` when that folder
+    exists, and the exit code is 3."""
     try:
         return call()
     except AlexError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception:
+        _report_crash(traceback.format_exc(), crash_log)
+        raise typer.Exit(INTERNAL_ERROR) from None
+
+
+def _report_crash(text: str, folder: Path | None) -> None:
+    err.print(text, markup=False, highlight=False, end="")
+    where = ""
+    if folder is not None and Path(folder).is_dir():
+        log = Path(folder) / CRASH_LOG
+        with log.open("a") as handle:
+            handle.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} alex {__version__}: {' '.join(sys.argv)}\n{text}")
+        where = f"; traceback also in {log}"
+    err.print(f"[bold red]internal error[/] (a bug in alex, not a problem with your input){where}. Exit code 3.",
+              highlight=False)
 
 
 def _version(value: bool) -> None:
@@ -93,7 +120,7 @@ def extract(
     if fps is not None and num_frames is not None:
         err.print("[bold red]error:[/] choose one of --fps and --num-frames")
         raise typer.Exit(2)
-    report = _run(lambda: run_extract(options))
+    report = _run(lambda: run_extract(options), crash_log=store)
     _print_extract_report(report, profile)
     raise typer.Exit(report.exit_code)
 
@@ -247,32 +274,6 @@ def search(
     out.print(view)
 
 
-def _parse_settings(settings: list[str]) -> dict[str, Any]:
-    """``key=value`` pairs; values are read as JSON when they parse (numbers, true, lists), else text."""
-    parsed = {}
-    for item in settings:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            err.print(f"[bold red]error:[/] --set {item!r}: expected key=value (e.g. --set num_queries=4)")
-            raise typer.Exit(2)
-        try:
-            parsed[key] = json.loads(value)
-        except json.JSONDecodeError:
-            parsed[key] = value
-    return parsed
-
-
-def _parse_split(text: str) -> tuple[float, float, float]:
-    try:
-        values = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) != 3:
-        err.print(f"[bold red]error:[/] --split {text!r}: expected three fractions, train,validation,test (e.g. 0.7,0.15,0.15)")
-        raise typer.Exit(2)
-    return values  # type: ignore[return-value]
-
-
 def _quiet_transformers() -> None:
     """Command-line runs show alex's own progress; transformers' loading bars and notices are noise there."""
     import transformers
@@ -284,166 +285,97 @@ def _quiet_transformers() -> None:
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
     out.print(f"{title}: {shown}", highlight=False)
+    for example in metrics.get("examples", [])[:2]:
+        out.print(f"  {example['video_id']}: {example['generated']!r} (reference {example['reference']!r})", highlight=False)
 
 
-@app.command()
-def train(
-    features: Path = typer.Option(..., "--features", help="Feature store written by `alex extract`."),
-    labels: Path = typer.Option(..., "--labels", help="CSV, JSON Lines or Parquet with video_id and label (optional split)."),
-    head: str = typer.Option("probe", "--head", help="probe (V-JEPA attentive probe), perceiver, or t5 (VL-T5: generates text)."),
-    t5: Optional[str] = typer.Option(None, "--t5", help="--head t5: a T5 checkpoint (t5-small, google/t5-v1_1-base, google/flan-t5-base, a folder) or an earlier alex t5 run."),
-    task: str = typer.Option("caption", "--task", help="--head t5: caption, vqa (labels need a prompt column), classify (generate the label word) or span (span-corruption pretraining on the text). --head llm: caption, qa or action (labels: per-time actions)."),
-    llm: Optional[str] = typer.Option(None, "--llm", help="--head llm: a causal LM by hub id or folder (Llama, Qwen2, GPT-2 families)."),
-    lm: str = typer.Option("frozen", "--lm", help="--head llm: frozen (train projector, time embedding, action head), lora (peft) or full."),
-    projector: str = typer.Option("mlp2x_gelu", "--projector", help="--head llm: LLaVA projector, linear or mlp2x_gelu."),
-    inputs: str = typer.Option("clip", "--inputs", help="Comma-separated store encoders the head reads, e.g. clip,audio."),
-    output: Path = typer.Option(..., "--output", "-o", help="Run folder: head, configs, metrics, plots, checkpoints, TensorBoard logs."),
-    epochs: int = typer.Option(30, "--epochs"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    learning_rate: float = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW, cosine schedule, warm-up)."),
-    weight_decay: float = typer.Option(0.05, "--weight-decay"),
-    seed: int = typer.Option(0, "--seed", help="Seeds the head's initial weights and the data order (reproducible on CPU)."),
-    split: str = typer.Option("0.7,0.15,0.15", "--split", help="train,validation,test fractions when the labels have no split column."),
-    patience: int = typer.Option(5, "--patience", help="Stop after this many epochs without a better validation accuracy."),
-    hidden_size: int = typer.Option(128, "--hidden-size", help="Width of the head."),
-    timestamp_encoding: str = typer.Option("sinusoidal", "--timestamp-encoding", help="time2vec, sinusoidal or none."),
-    settings: Optional[List[str]] = typer.Option(None, "--set", help="Head config key=value (repeatable), e.g. --set num_queries=4."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU trains in bf16/fp16)."),
-    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output from its last checkpoint."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-) -> None:
-    """Train a head on cached features only (no video is decoded)."""
-    from alex.heads.training import TrainOptions, train as run_train
+def _head_options() -> dict[str, type]:
+    from alex.heads.registry import known_heads, options_class
+
+    return {name: options_class(name) for name in known_heads()}
+
+
+def _field_owners(classes: dict[str, type]) -> dict[str, list[str]]:
+    from dataclasses import fields
+
+    owners: dict[str, list[str]] = {}
+    for head, cls in classes.items():
+        for f in fields(cls):
+            owners.setdefault(f.name, []).append(head)
+    return owners
+
+
+def _train(head: Optional[str] = None, **values: Any) -> None:
+    from alex.cli_options import build, given
+    from alex.heads.registry import DEFAULT_HEAD, options_class
+
+    head = head or DEFAULT_HEAD
+    options = _run(lambda: build(options_class(head), given(values), f"--head {head}", _field_owners(_head_options())))
+    from alex.heads.training import train as run_train
 
     _quiet_transformers()
-    if head == "t5":
-        _train_text(features, labels, output, t5, task, inputs, epochs, batch_size, learning_rate, weight_decay, seed,
-                    split, patience, timestamp_encoding, settings, device, workers, resume, quiet)
-        return
-    if head == "llm":
-        _train_llm(features, labels, output, llm, task, lm, projector, inputs, epochs, batch_size, learning_rate,
-                   weight_decay, seed, split, patience, timestamp_encoding, settings, device, workers, resume, quiet)
-        return
-    options = TrainOptions(
-        features=features, labels=labels, output=output, head=head, inputs=[i.strip() for i in inputs.split(",") if i.strip()],
-        epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay, seed=seed,
-        split=_parse_split(split), patience=patience, hidden_size=hidden_size, timestamp_encoding=timestamp_encoding,
-        head_config=_parse_settings(list(settings or [])), device=device, num_workers=workers, resume=resume,
-        quiet=quiet or not out.is_terminal,
-    )
-    metrics = _run(lambda: run_train(options, say=lambda line: out.print(line, highlight=False)))
-    _print_metrics("validation", metrics["validation"])
-    _print_metrics("test", metrics["test"])
-    out.print(f"run folder {output}: head (config.json, model.safetensors), training_config.json, metrics.json, "
-              f"training_curve.png, confusion_matrix.png, tensorboard/", highlight=False)
-
-
-def _train_text(features, labels, output, t5, task, inputs, epochs, batch_size, learning_rate, weight_decay, seed, split,
-                patience, timestamp_encoding, settings, device, workers, resume, quiet) -> None:
-    from alex.heads.text_training import TextTrainOptions, train_text
-
-    if not t5:
-        err.print("[bold red]error:[/] --head t5 needs --t5 ID_OR_PATH (e.g. --t5 t5-small)")
-        raise typer.Exit(2)
-    options = TextTrainOptions(
-        features=features, labels=labels, output=output, model=t5, task=task,
-        inputs=[i.strip() for i in inputs.split(",") if i.strip()], epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, weight_decay=weight_decay, seed=seed, split=_parse_split(split), patience=patience,
-        timestamp_encoding=timestamp_encoding, head_config=_parse_settings(list(settings or [])), device=device,
-        num_workers=workers, resume=resume, quiet=quiet or not out.is_terminal,
-    )
-    _print_generative(_run(lambda: train_text(options, say=lambda line: out.print(line, highlight=False))), output)
-
-
-def _train_llm(features, labels, output, llm, task, lm, projector, inputs, epochs, batch_size, learning_rate,
-               weight_decay, seed, split, patience, timestamp_encoding, settings, device, workers, resume, quiet) -> None:
-    from alex.heads.llm_training import LLMTrainOptions, train_llm
-
-    if not llm:
-        err.print("[bold red]error:[/] --head llm needs --llm ID_OR_PATH (e.g. --llm Qwen/Qwen2.5-0.5B)")
-        raise typer.Exit(2)
-    options = LLMTrainOptions(
-        features=features, labels=labels, output=output, model=llm, task=task, lm=lm, projector=projector,
-        inputs=[i.strip() for i in inputs.split(",") if i.strip()], epochs=epochs, batch_size=batch_size,
-        learning_rate=learning_rate, weight_decay=weight_decay, seed=seed, split=_parse_split(split), patience=patience,
-        timestamp_encoding=timestamp_encoding, head_config=_parse_settings(list(settings or [])), device=device,
-        num_workers=workers, resume=resume, quiet=quiet or not out.is_terminal,
-    )
-    _print_generative(_run(lambda: train_llm(options, say=lambda line: out.print(line, highlight=False))), output)
-
-
-def _print_generative(metrics: dict[str, Any], output: Path) -> None:
+    metrics = _run(lambda: run_train(options, say=lambda line: out.print(line, highlight=False)), crash_log=options.output)
     for split_name in ("validation", "test"):
         _print_metrics(split_name, metrics[split_name])
-        for example in metrics[split_name].get("examples", [])[:2]:
-            out.print(f"  {example['video_id']}: {example['generated']!r} (reference {example['reference']!r})", highlight=False)
-    out.print(f"run folder {output}: head and tokenizer, training_config.json, metrics.json, training_curve.png, tensorboard/",
-              highlight=False)
+    files = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in Path(options.output).iterdir()))
+    out.print(f"run folder {options.output}: {files}", highlight=False)
 
 
-def _generative_kind(run: Path) -> str | None:
-    """'t5' or 'llm' for a generative run folder, None for a classifier."""
-    from alex.heads import GENERATIVE_HEADS, head_name_of
+def _evaluate(as_json: bool = False, **values: Any) -> None:
+    from alex.cli_options import build, given
+    from alex.heads.options import EvaluateOptions
 
-    name = _run(lambda: head_name_of(run))
-    return name if name in GENERATIVE_HEADS else None
-
-
-@app.command()
-def evaluate(
-    run: Path = typer.Argument(..., help="Run folder written by `alex train`."),
-    features: Path = typer.Option(..., "--features", help="Feature store with the head's inputs."),
-    labels: Path = typer.Option(..., "--labels", help="Labels file (split by the run's own rule unless it has a split column)."),
-    split: str = typer.Option("test", "--split", help="train, validation or test."),
-    device: str = typer.Option("auto", "--device"),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
-) -> None:
-    """Metrics of a trained head on one split."""
-    from alex.heads.evaluation import evaluate_run
+    options = _run(lambda: build(EvaluateOptions, given(values), "alex evaluate"))
+    from alex.heads.training import evaluate as run_evaluate
 
     _quiet_transformers()
-    if split not in ("train", "validation", "test"):
-        err.print(f"[bold red]error:[/] --split {split}: choose train, validation or test")
-        raise typer.Exit(2)
-    kind = _generative_kind(run)
-    if kind == "t5":
-        from alex.heads.text_training import evaluate_text_run as evaluate_run
-    elif kind == "llm":
-        from alex.heads.llm_training import evaluate_llm_run as evaluate_run
-    result = _run(lambda: evaluate_run(run, features, labels, split=split, device=device))
+    settings = {k: v for k, v in vars(options).items() if k not in ("run", "features", "labels")}
+    result = _run(lambda: run_evaluate(options.run, options.features, options.labels, **settings), crash_log=options.run)
     if as_json:
         out.print_json(json.dumps(result))
         return
-    _print_metrics(f"{split} ({result['videos']} videos)", result)
+    _print_metrics(f"{options.split} ({result['videos']} videos)", result)
 
 
-@app.command()
-def predict(
-    run: Path = typer.Argument(..., help="Run folder written by `alex train`."),
-    features: Path = typer.Option(..., "--features", help="Feature store with the head's inputs."),
-    output: Path = typer.Option(..., "--output", "-o", help="Parquet file: video_id, label, label_id, score, probabilities (classifiers) or video_id, prompt, text (t5)."),
-    device: str = typer.Option("auto", "--device"),
-    prompt: Optional[str] = typer.Option(None, "--prompt", help="t5 heads: the question asked of every video (vqa)."),
-) -> None:
-    """Predict every usable video of a store; the Parquet joins with `videos` on video_id."""
-    from alex.heads.evaluation import predict_run
+def _predict(**values: Any) -> None:
+    from alex.cli_options import build, given
+    from alex.heads.options import PredictOptions
+
+    options = _run(lambda: build(PredictOptions, given(values), "alex predict"))
+    from alex.heads.training import predict as run_predict
 
     _quiet_transformers()
-    kind = _generative_kind(run)
-    if kind == "t5":
-        from alex.heads.text_training import predict_text_run
-
-        result = _run(lambda: predict_text_run(run, features, output, device=device, prompt=prompt))
-    elif kind == "llm":
-        from alex.heads.llm_training import predict_llm_run
-
-        result = _run(lambda: predict_llm_run(run, features, output, device=device, prompt=prompt))
-    else:
-        result = _run(lambda: predict_run(run, features, output, device=device))
+    settings = {k: v for k, v in vars(options).items() if k not in ("run", "features", "output")}
+    result = _run(lambda: run_predict(options.run, options.features, options.output, **settings), crash_log=options.run)
     skipped = ", ".join(f"{v} {k}" for k, v in result["skipped"].items() if v)
-    out.print(f"predicted {result['videos']} video(s) into {output}" + (f"; skipped {skipped}" if skipped else ""),
+    out.print(f"predicted {result['videos']} video(s) into {options.output}" + (f"; skipped {skipped}" if skipped else ""),
               highlight=False)
+
+
+def _register_training_commands() -> None:
+    """``train``, ``evaluate`` and ``predict``, their options derived from the options dataclasses."""
+    import inspect
+
+    from alex.cli_options import command, parameters
+    from alex.heads.options import EvaluateOptions, PredictOptions
+    from alex.heads.registry import DEFAULT_HEAD, known_heads
+
+    heads = _head_options()
+    head = inspect.Parameter("head", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
+        None, "--head", show_default=False,
+        help=f"Which head to train: {', '.join(known_heads())} (default: {DEFAULT_HEAD})."))
+    app.command("train")(command("train", [head, *parameters(heads)], _train,
+                                 "Train a head on cached features only (no video is decoded)."))
+    as_json = inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                                default=typer.Option(False, "--json", help="Print JSON."))
+    app.command("evaluate")(command("evaluate", [*parameters({"evaluate": EvaluateOptions}), as_json],
+                                    _evaluate,
+                                    "Metrics of a trained head on one split of a labels file."))
+    app.command("predict")(command("predict", parameters({"predict": PredictOptions}), _predict,
+                                   "Predict every usable video of a store; the Parquet joins with `videos` on video_id."))
+
+
+_register_training_commands()
 
 
 @app.command()
@@ -459,7 +391,11 @@ def demo(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception:  # outside any command (parsing, start-up): still a bug, still exit 3
+        _report_crash(traceback.format_exc(), None)
+        sys.exit(INTERNAL_ERROR)
 
 
 if __name__ == "__main__":

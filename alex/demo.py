@@ -17,7 +17,8 @@ DEMO_QUERY = (
 
 def run_demo(output: Path, num_videos: int = 300, say: Callable[[str], None] = print, device: str = "cpu") -> dict:
     from alex.datasets.moving_digits import make_moving_digits
-    from alex.heads.training import TrainOptions, train
+    from alex.heads.probe import ProbeOptions
+    from alex.heads.training import train
     from alex.pipeline.extract import ExtractOptions, extract
     from alex.pipeline.search import search_text
     from alex.store.reader import open_store
@@ -38,8 +39,8 @@ def run_demo(output: Path, num_videos: int = 300, say: Callable[[str], None] = p
         metrics = json.loads((run / "metrics.json").read_text())
         say("    (already trained: showing its metrics)")
     else:
-        metrics = train(TrainOptions(features=store, labels=data.labels, output=run, head="probe", inputs=["pixels"],
-                                     epochs=30, hidden_size=64, device=device))
+        metrics = train(ProbeOptions(features=store, labels=data.labels, output=run, inputs=["pixels"], hidden_size=64,
+                                     device=device))
     test = metrics["test"]
     say(f"    test accuracy {test['accuracy']:.3f} on {metrics['videos']['test']} held-out videos (10 digits: chance 0.1), "
         f"macro F1 {test['macro_f1']:.3f}")

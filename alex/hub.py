@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import socket
 from functools import lru_cache
+from pathlib import Path
 from urllib.parse import urlparse
 
-from alex.errors import WeightsUnavailableError
+from alex.errors import UsageError, WeightsUnavailableError
 
 OFFLINE_HELP = (
     "Without network access: download the weights elsewhere and pass their local path "
@@ -66,10 +67,6 @@ def require_hub(what: str, looked_for: str) -> None:
 
 def check_model_available(model: str, what: str, filename: str = "config.json") -> None:
     """A local folder must hold ``filename``; a hub id must be cached or the hub reachable."""
-    from pathlib import Path
-
-    from alex.errors import UsageError
-
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / filename).is_file():
@@ -83,6 +80,16 @@ def check_model_available(model: str, what: str, filename: str = "config.json") 
 
 def local_only(model: str) -> bool:
     """Load from local files only: a folder, or a hub id while the hub cannot be reached (no retries)."""
-    from pathlib import Path
-
     return Path(model).expanduser().is_dir() or not hub_reachable()
+
+
+def load_tokenizer(name_or_path: str | Path, what: str = "--model"):
+    """A transformers tokenizer by hub id or folder (after ``check_model_available`` on the model):
+    local files only when the hub cannot be reached, so it fails at once."""
+    from transformers import AutoTokenizer
+
+    name = str(name_or_path)
+    try:
+        return AutoTokenizer.from_pretrained(name, local_files_only=local_only(name))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{what} {name}: cannot load its tokenizer: {str(exc).splitlines()[0]}") from exc

@@ -1,57 +1,21 @@
-"""Cached features -> models. One folder per head (configuration_*.py + modeling_*.py), each a
-transformers ``PreTrainedModel``; training and evaluation read only the store (never
-``alex.pipeline``)."""
+"""Cached features -> models. One folder per head family (``options.py``, ``configuration_*.py``,
+``modeling_*.py``, optionally ``processing_*.py``, and ``head.py``), one registry
+(``alex.heads.registry``), one train / evaluate / predict path (``alex.heads.training``). Every
+head is a transformers ``PreTrainedModel`` registered with the Auto classes. Heads read only the
+store, never ``alex.pipeline``.
 
-from __future__ import annotations
+    from alex.heads import train, evaluate, predict, load_head
+    from alex.heads.probe import ProbeOptions
+    metrics = train(ProbeOptions(features="s/", labels="labels.csv", output="runs/probe", inputs=["pixels"]))
+"""
 
-import importlib
-import json
-from pathlib import Path
+from alex.lazy import lazy_exports
 
-from alex.errors import UsageError
-
-# head name -> (module, model class, config class, config model_type)
-HEADS: dict[str, tuple[str, str, str, str]] = {
-    "probe": ("alex.heads.probe", "AttentiveProbe", "ProbeConfig", "alex_probe"),
-    "perceiver": ("alex.heads.perceiver", "PerceiverHead", "PerceiverHeadConfig", "alex_perceiver"),
-    "t5": ("alex.heads.t5", "AlexT5ForConditionalGeneration", "AlexT5Config", "alex_t5"),
-    "llm": ("alex.heads.llm", "AlexTextModel", "AlexTextConfig", "alex_llm"),
+_EXPORTS = {
+    "train": ".training", "evaluate": ".training", "predict": ".training", "load_run": ".training",
+    "load_head": ".loading", "head_name_of": ".loading",
+    "TrainOptions": ".options", "EvaluateOptions": ".options", "PredictOptions": ".options",
+    "known_heads": ".registry", "options_class": ".registry", "head_family": ".registry", "HEADS": ".registry",
 }
-GENERATIVE_HEADS = {"t5", "llm"}
-
-
-def known_heads() -> list[str]:
-    return sorted(HEADS)
-
-
-def head_classes(name: str) -> tuple[type, type]:
-    """(model class, config class) of a head by name."""
-    if name not in HEADS:
-        raise UsageError(f"unknown head {name!r}; known: {', '.join(known_heads())}")
-    module, model, config, _ = HEADS[name]
-    loaded = importlib.import_module(module)
-    return getattr(loaded, model), getattr(loaded, config)
-
-
-def head_name_of(run_dir: str | Path) -> str:
-    """The head a run folder holds, from its ``config.json``."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise UsageError(f"{run_dir} is not a trained run: {path.name} is missing (train one with `alex train`)")
-    model_type = json.loads(path.read_text()).get("model_type")
-    for name, (_, _, _, mtype) in HEADS.items():
-        if mtype == model_type:
-            return name
-    raise UsageError(f"{path} holds model_type {model_type!r}, which is not an alex head ({', '.join(known_heads())})")
-
-
-def load_head(run_dir: str | Path):
-    """The trained head of a run folder, with its exact parameters."""
-    model_class, _ = head_classes(head_name_of(run_dir))
-    if model_class.__name__ == "AlexTextModel":  # an LLM head with an action head is AlexForAction
-        config = json.loads((Path(run_dir) / "config.json").read_text())
-        if config.get("action_dim"):
-            from alex.heads.llm import AlexForAction
-
-            model_class = AlexForAction
-    return model_class.from_pretrained(str(run_dir))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -11,30 +11,6 @@ from alex.heads.labels import SPLITS, LabelTable
 from alex.store.dataset import FeatureDataset, input_arrays, locate
 from alex.store.reader import Store
 
-SIGNATURE_KEYS = ("spec", "dim", "sampling", "dtype")
-
-
-def input_signature(store: Store, inputs: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """What each input's features are (model, size, sampling), to refuse mismatched stores later."""
-    missing = [name for name in inputs if name not in store.encoders]
-    if missing:
-        raise UsageError(
-            f"store {store.root} has no encoder {', '.join(repr(m) for m in missing)} "
-            f"(it has: {', '.join(sorted(store.encoders)) or 'none'}); choose --inputs among those"
-        )
-    return {name: {key: store.encoders[name].get(key) for key in SIGNATURE_KEYS} for name in inputs}
-
-
-def check_signature(store: Store, expected: dict[str, dict[str, Any]]) -> None:
-    found = input_signature(store, list(expected))
-    for name, want in expected.items():
-        if found[name] != want:
-            raise UsageError(
-                f"input '{name}' of store {store.root} is {found[name]['spec']} "
-                f"({found[name]['sampling']}, dim {found[name]['dim']}), but the head was trained on "
-                f"{want['spec']} ({want['sampling']}, dim {want['dim']}): its features would mean something else"
-            )
-
 
 def usable_videos(store: Store, inputs: Sequence[str]) -> tuple[list[str], dict[str, int]]:
     """Videos with status ok and live features for every input; counts of the others."""
@@ -98,11 +74,9 @@ def select_labelled(store: Store, table: LabelTable, inputs: Sequence[str], requ
     return Selection(splits, {v: table.labels[v] for ids in splits.values() for v in ids}, skipped)
 
 
-def make_dataset(store: Store, video_ids: list[str], inputs: Sequence[str], label2id: dict[str, int] | None = None,
-                 labels: dict[str, str] | None = None, augment: bool = False,
+def make_dataset(store: Store, video_ids: list[str], inputs: Sequence[str], augment: bool = False,
                  extras: Sequence[dict[str, Any]] | None = None) -> FeatureDataset:
     """``augment``: draw among stored augmented views (training split only); ``extras``: per video,
-    more fields for its item (the prompt and target text of generative heads)."""
-    ids = [label2id[labels[v]] for v in video_ids] if label2id is not None and labels is not None else None
+    the fields its item carries besides features (a label id, a prompt and target text, actions)."""
     arrays, dims = input_arrays(store, inputs)
-    return FeatureDataset(locate(store, video_ids, inputs), inputs, ids, arrays, dims, augment=augment, extras=extras)
+    return FeatureDataset(locate(store, video_ids, inputs), inputs, None, arrays, dims, augment=augment, extras=extras)

@@ -1,8 +1,10 @@
 """Labels for training, read through DuckDB (CSV, JSON Lines or Parquet), and the split.
 
-A labels file is keyed by ``video_id`` with a ``label`` column for classification and an
-optional ``split`` column (train / validation / test). Without one, each video goes to a split
-by a hash of its id, so the split never changes between runs, seeds or machines.
+A labels file is keyed by ``video_id`` with a ``label`` column for classification (or ``text``
+and an optional ``prompt`` for generative heads) and an optional ``split`` column (train /
+validation / test). Without one, each video goes to a split by a hash of its id, so the split
+never changes between runs, seeds or machines. An actions file has one row per time instead:
+``video_id``, ``timestamp``, ``actions`` (a list of floats).
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
 from alex.errors import UsageError
+from alex.heads.options import DEFAULT_FRACTIONS, SPLITS
 
-SPLITS = ("train", "validation", "test")
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
                  "validation": "validation", "dev": "validation", "test": "test", "eval": "test"}
-DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 
 
 @dataclass
@@ -30,6 +32,7 @@ class LabelTable:
     splits: dict[str, str]
     columns: list[str] = field(default_factory=list)
     prompts: dict[str, str] = field(default_factory=dict)  # the optional ``prompt`` column (questions for QA)
+    actions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # video -> (times (n,), actions (n, A))
 
 
 def read_table(path: str | Path) -> duckdb.DuckDBPyRelation:
@@ -59,12 +62,6 @@ def hash_split(video_id: str, fractions: tuple[float, float, float] = DEFAULT_FR
     if value < train:
         return "train"
     return "validation" if value < train + validation else "test"
-
-
-def check_fractions(fractions: tuple[float, ...]) -> tuple[float, float, float]:
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise UsageError(f"split fractions must be three non-negative numbers that sum to 1 (train,validation,test); got {fractions}")
-    return tuple(fractions)  # type: ignore[return-value]
 
 
 def read_labels(path: str | Path, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
@@ -106,3 +103,30 @@ def read_labels(path: str | Path, fractions: tuple[float, float, float] = DEFAUL
     if not labels:
         raise UsageError(f"labels file {path} has no rows")
     return LabelTable(path, labels, splits, list(columns), prompts)
+
+
+def read_actions(path: str | Path, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> LabelTable:
+    """Per-time actions (rows of ``video_id``, ``timestamp``, ``actions``) as a LabelTable whose
+    ``actions`` map each video to (times (n,), actions (n, A)), split like any labels file."""
+    relation = read_table(path)
+    missing = [c for c in ("video_id", "timestamp", "actions") if c not in relation.columns]
+    if missing:
+        raise UsageError(f"actions file {path} has no column {', '.join(repr(m) for m in missing)} "
+                         f"(it has: {', '.join(relation.columns)})")
+    rows = relation.select("video_id, timestamp, actions").order("video_id, timestamp").fetchall()
+    by_video: dict[str, list] = {}
+    for video_id, t, action in rows:
+        by_video.setdefault(str(video_id), []).append((float(t), [float(a) for a in action]))
+    sizes = {len(a) for items in by_video.values() for _, a in items}
+    if len(sizes) != 1:
+        raise UsageError(f"actions file {path}: every 'actions' list must have the same length (found {sorted(sizes)})")
+    actions = {v: (np.array([t for t, _ in items]), np.array([a for _, a in items], np.float32)) for v, items in by_video.items()}
+    return LabelTable(Path(path), {v: "action" for v in actions}, {v: hash_split(v, fractions) for v in actions},
+                      ["video_id", "timestamp", "actions"], actions=actions)
+
+
+def align_actions(step_times: np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Each step takes the latest action at or before its time (the first one before any): the
+    sampling rule of ``alex extract``."""
+    index = np.searchsorted(times, step_times + 1e-6, side="right") - 1
+    return values[np.clip(index, 0, len(values) - 1)]

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-TIME_ENCODINGS = ("time2vec", "sinusoidal", "none")
+from alex.heads.options import TIME_ENCODINGS
 
 
 class Time2Vec(nn.Module):
@@ -69,14 +69,6 @@ def check_time_encoding(kind: str) -> str:
     if kind not in TIME_ENCODINGS:
         raise ValueError(f"timestamp_encoding {kind!r}: choose one of {', '.join(TIME_ENCODINGS)}")
     return kind
-
-
-def check_inputs(inputs: list[str] | None, input_dims: list[int] | None) -> tuple[list[str], list[int]]:
-    """A config's store inputs and their feature sizes, validated to pair up."""
-    names, dims = list(inputs or []), [int(d) for d in (input_dims or [])]
-    if len(names) != len(dims):
-        raise ValueError(f"inputs {names} and input_dims {dims} differ in length")
-    return names, dims
 
 
 def build_time_encoding(kind: str, width: int) -> nn.Module | None:

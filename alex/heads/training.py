@@ -1,9 +1,17 @@
-"""``alex train``: a head on cached features with transformers' Trainer (Accelerate underneath).
+"""``alex train``, ``alex evaluate`` and ``alex predict``: ONE path for every head.
 
-Mixed precision on GPU, a checkpoint per epoch, ``--resume``, early stopping on the validation
-metric, seeded (reproducible on CPU), TensorBoard logs. The run folder holds the head
-(``save_pretrained``: config.json + weights), ``training_config.json``, ``metrics.json``,
-``training_curve.png`` and ``confusion_matrix.png``.
+As LeRobot's ``lerobot_train.py`` trains any policy its factory builds by name, this module trains
+any head of ``alex.heads.registry``: run folder, labels, datasets, transformers' ``Trainer``
+(Accelerate underneath: bf16/fp16 on GPU, a checkpoint per epoch, ``--resume``, early stopping on
+the validation metric, seeded data order, TensorBoard logs), saving, metrics, plots and prediction
+files are done here once. The head (a ``HeadFamily``) contributes its config, model, processor,
+collator, metrics and prediction rows.
+
+A run folder holds what loads without unpickling: ``config.json`` + ``model.safetensors``
+(``AutoModel.from_pretrained(run)`` after ``import alex``), the processor and tokenizer files
+(``AutoProcessor``), ``generation_config.json`` for generative heads, ``training_config.json``,
+``metrics.json`` and plots. The one exception is ``checkpoints/``: the ``Trainer``'s own
+checkpoints for ``--resume`` (optimizer and RNG states are torch pickles).
 """
 
 from __future__ import annotations
@@ -11,20 +19,20 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import asdict, dataclass, field
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
+import pyarrow.parquet as pq
 
 from alex import __version__
 from alex.errors import UsageError
-from alex.heads import head_classes
-from alex.heads.data import input_signature, make_dataset, select_labelled, sort_labels
-from alex.heads.evaluation import classification_metrics, evaluate_dataset
-from alex.heads.labels import DEFAULT_FRACTIONS, check_fractions, read_labels
-from alex.heads.plots import plot_confusion_matrix, plot_training_curve
-from alex.store.dataset import collate_features
+from alex.heads.data import make_dataset, select_labelled, usable_videos
+from alex.heads.inputs import check_signature, input_signature
+from alex.heads.options import EvaluateOptions, PredictOptions, TrainOptions
+from alex.heads.plots import plot_training_curve
+from alex.heads.registry import head_family
 from alex.store.reader import open_store
 
 TRAINING_CONFIG = "training_config.json"
@@ -34,76 +42,22 @@ CHECKPOINTS = "checkpoints"
 log = logging.getLogger("alex.train")
 
 
-@dataclass
-class RunOptions:
-    """What every head's training takes: the store, the labels, the run folder, the inputs and
-    the optimisation settings (AdamW with a cosine schedule, early stopping)."""
-
-    features: Path
-    labels: Path
-    output: Path
-    inputs: list[str] = field(default_factory=lambda: ["clip"])
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.05
-    warmup: float = 0.1  # fraction of steps
-    seed: int = 0
-    split: tuple[float, float, float] = DEFAULT_FRACTIONS
-    patience: int = 5
-    device: str = "auto"
-    num_workers: int = 0
-    resume: bool = False
-    timestamp_encoding: str = "sinusoidal"
-    head_config: dict[str, Any] = field(default_factory=dict)
-    quiet: bool = True
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        for key in ("features", "labels", "output"):
-            data[key] = str(data[key])
-        data["split"] = list(self.split)
-        return data
-
-
-@dataclass(kw_only=True)
-class TrainOptions(RunOptions):
-    """A classification head (probe, perceiver)."""
-
-    head: str = "probe"
-    metric: str = "accuracy"
-    hidden_size: int = 128
-
-
-@dataclass(kw_only=True)
-class GenerativeOptions(RunOptions):
-    """A head that generates text (t5, llm): ``model`` is the checkpoint it starts from."""
-
-    model: str
-    task: str = "caption"
-    batch_size: int = 16
-    weight_decay: float = 0.0
-    warmup: float = 0.05
-    timestamp_encoding: str = "time2vec"
-    max_new_tokens: int = 32
-
-
 def head_device(device: str):
     """``auto`` -> cuda when available, else cpu (heads never import the pipeline's helper)."""
     import torch
 
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: CUDA is not available here (use --device cpu)")
     return torch.device(device)
 
 
 def _precision(device: str) -> dict[str, Any]:
+    """TrainingArguments for the device: the CPU in fp32, a GPU in bf16 (fp16 where bf16 is missing)."""
     import torch
 
-    use_cuda = device in ("auto", "cuda") and torch.cuda.is_available() or device.startswith("cuda:")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: CUDA is not available here (use --device cpu)")
-    if not use_cuda:
+    if head_device(device).type != "cuda":
         return {"use_cpu": True}
     return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
 
@@ -121,10 +75,13 @@ def check_run_folder(run_dir: Path, resume: bool) -> str | None:
     return last
 
 
-def fit(model, options: Any, run_dir: Path, train_set, eval_set, collator, last: str | None,
-        metric: str, greater_is_better: bool, compute_metrics=None, label_names: list[str] | None = None):
+def show_progress(options: TrainOptions) -> bool:
+    return not options.quiet and sys.stderr.isatty()
+
+
+def fit(model, options: TrainOptions, run_dir: Path, train_set, eval_set, collator, last: str | None, family):
     """Run transformers' Trainer the way every alex head trains: AdamW with a cosine schedule and
-    warm-up, an evaluation and a checkpoint per epoch, early stopping on ``metric``, the best
+    warm-up, an evaluation and a checkpoint per epoch, early stopping on the head's metric, the best
     model kept, seeded data order, TensorBoard logs in ``run_dir/tensorboard``, bf16/fp16 on GPU."""
     from torch.utils.tensorboard import SummaryWriter
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
@@ -146,16 +103,16 @@ def fit(model, options: Any, run_dir: Path, train_set, eval_set, collator, last:
         logging_strategy="steps",
         logging_steps=max(1, steps_per_epoch // 2),
         load_best_model_at_end=True,
-        metric_for_best_model=metric,
-        greater_is_better=greater_is_better,
+        metric_for_best_model=family.metric,
+        greater_is_better=family.greater_is_better,
         save_total_limit=2,
         seed=options.seed,
         data_seed=options.seed,
         dataloader_num_workers=options.num_workers,
         remove_unused_columns=False,
         report_to="none",
-        disable_tqdm=options.quiet,
-        label_names=label_names,  # the batch keys that carry targets (the Trainer computes eval loss when present)
+        disable_tqdm=not show_progress(options),
+        label_names=family.label_names,  # the batch keys that carry targets (the Trainer computes eval loss when present)
         **_precision(options.device),
     )
 
@@ -166,87 +123,149 @@ def fit(model, options: Any, run_dir: Path, train_set, eval_set, collator, last:
     tensorboard = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
     trainer = FeatureTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
-        compute_metrics=compute_metrics,
+        compute_metrics=family.trainer_metrics(),
         callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience), TensorBoardCallback(tensorboard)],
     )
-    if options.quiet:
-        trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(PrinterCallback)  # raw dict logs; alex reports the outcome itself
     trainer.train(resume_from_checkpoint=last)
     tensorboard.close()
     return trainer
 
 
+def _counts(selection) -> str:
+    return ("videos: " + ", ".join(f"{k} {v}" for k, v in selection.counts().items())
+            + "; skipped: " + ", ".join(f"{v} {k}" for k, v in selection.skipped.items()))
+
+
 def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[str, Any]:
-    """Train a classification head; returns the metrics written to ``metrics.json``. Bad input
-    stops before training."""
+    """Train the head ``options`` describes (its class names the head) on a store's cached features;
+    returns the metrics written to ``metrics.json``. Bad input stops before training."""
     import torch
     import transformers
 
-    check_fractions(options.split)
-    model_class, config_class = head_classes(options.head)
+    family = head_family(options.head)
     run_dir = Path(options.output)
     last = check_run_folder(run_dir, options.resume)
-
+    transformers.utils.logging.disable_progress_bar()
     with open_store(options.features) as store:
         signature = input_signature(store, options.inputs)
-        table = read_labels(options.labels, options.split)
+        table = family.read_targets(options.labels, options.split, getattr(options, "task", None))
         selection = select_labelled(store, table, options.inputs)
-        say(
-            "videos: " + ", ".join(f"{k} {v}" for k, v in selection.counts().items())
-            + "; skipped: " + ", ".join(f"{v} {k}" for k, v in selection.skipped.items())
-        )
-        names = sort_labels(set(selection.labels.values()))
-        label2id = {name: i for i, name in enumerate(names)}
-        datasets = {
-            split: make_dataset(store, ids, options.inputs, label2id, selection.labels, augment=split == "train")
-            for split, ids in selection.splits.items()
-        }
+        say(_counts(selection))
+        transformers.set_seed(options.seed)  # the head's initial weights, then the data order
+        model, processor = family.build(options, store, table, selection, signature)
+        datasets = {split: make_dataset(store, ids, options.inputs, augment=split == "train",
+                                        extras=family.extras(store, ids, table, model))
+                    for split, ids in selection.splits.items()}
+    try:
+        trainer = fit(model, options, run_dir, datasets["train"], datasets["validation"], family.collator(processor, model, options),
+                      last, family)
+        history = list(trainer.state.log_history)
+        model = family.finish(trainer.model, options).float().eval()
+        save_run(run_dir, model, processor, {
+            **options.to_json(), "alex_version": __version__, "inputs_signature": signature,
+            "videos": selection.counts(), "skipped": selection.skipped,
+            "best_checkpoint": trainer.state.best_model_checkpoint,
+        })
+        device = torch.device("cpu") if trainer.args.use_cpu else trainer.args.device
+        metrics: dict[str, Any] = {}
+        for split in ("validation", "test"):
+            loss = trainer.evaluate(datasets[split], metric_key_prefix=split)[f"{split}_loss"]
+            outputs = family.infer(model, processor, datasets[split], device, options.batch_size)
+            metrics[split] = {**family.metrics(outputs, datasets[split], model), "loss": loss}
+            if split == "test":
+                family.plots(run_dir, outputs, datasets[split], model, f"{options.head} on {', '.join(options.inputs)}: test split")
+        metrics.update(epochs=trainer.state.epoch, best_checkpoint=trainer.state.best_model_checkpoint,
+                       videos=selection.counts(), skipped=selection.skipped)
+        (run_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+        plot_training_curve(history, run_dir / "training_curve.png", family.metric)
+    finally:
+        for dataset in datasets.values():
+            dataset.close()
+    return metrics
 
-    transformers.set_seed(options.seed)  # the head's initial weights, then the data order
-    transformers.utils.logging.disable_progress_bar()
-    config = config_class(
-        inputs=options.inputs,
-        input_dims=[signature[name]["dim"] for name in options.inputs],
-        hidden_size=options.hidden_size,
-        timestamp_encoding=options.timestamp_encoding,
-        id2label={i: name for name, i in label2id.items()},
-        label2id=label2id,
-        **options.head_config,
-    )
-    model = model_class(config)
-    trainer = fit(
-        model, options, run_dir, datasets["train"], datasets["validation"], collate_features, last,
-        metric=options.metric, greater_is_better=options.metric != "loss",
-        compute_metrics=lambda p: classification_metrics(np.asarray(p.predictions), np.asarray(p.label_ids)),
-    )
-    args = trainer.args
 
-    model = trainer.model.float().eval()
+def save_run(run_dir: Path, model, processor, training_config: dict[str, Any]) -> None:
+    """The head (config.json, model.safetensors, generation_config.json), its processor and
+    tokenizer files, and ``training_config.json`` last: a folder with it is a finished run."""
     model.save_pretrained(str(run_dir))
-    training_config = {
-        **options.to_json(),
-        "alex_version": __version__,
-        "inputs_signature": signature,
-        "videos": selection.counts(),
-        "skipped": selection.skipped,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-    }
+    if processor is not None:
+        processor.save_pretrained(str(run_dir))
     (run_dir / TRAINING_CONFIG).write_text(json.dumps(training_config, indent=2) + "\n")
 
-    device = torch.device("cpu") if args.use_cpu else args.device
-    results = {split: evaluate_dataset(model, datasets[split], device, options.batch_size) for split in ("validation", "test")}
-    metrics = {
-        "validation": results["validation"].metrics,
-        "test": results["test"].metrics,
-        "epochs": trainer.state.epoch,
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "videos": selection.counts(),
-        "skipped": selection.skipped,
-    }
-    (run_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-    plot_training_curve(trainer.state.log_history, run_dir / "training_curve.png", options.metric)
-    plot_confusion_matrix(results["test"].confusion, names, run_dir / "confusion_matrix.png",
-                          f"{options.head} on {', '.join(options.inputs)}: test split")
-    for dataset in datasets.values():
+
+@dataclass
+class Run:
+    """A finished run folder, loaded: its head family, model, processor and training config."""
+
+    path: Path
+    family: Any
+    model: Any
+    processor: Any
+    training: dict[str, Any]
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self.training["inputs"])
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """A finished run: the model exactly as trained (``AutoModel.from_pretrained``), its processor."""
+    from alex.heads.auto import register_auto_classes
+
+    run_dir = Path(run_dir)
+    path = run_dir / TRAINING_CONFIG
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a finished run: {TRAINING_CONFIG} is missing (train one with `alex train`)")
+    training = json.loads(path.read_text())
+    family = head_family(training.get("head", ""))
+    register_auto_classes()
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(run_dir)).eval()
+    return Run(run_dir, family, model, family.load_processor(run_dir, model), training)
+
+
+def evaluate(run: str | Path, features: str | Path, labels: str | Path, **options: Any) -> dict[str, Any]:
+    """Metrics of a trained head on one split of a labels file (the run's own split rule). Keyword
+    options: those of ``EvaluateOptions`` (split, device, batch_size)."""
+    opts = EvaluateOptions(run=run, features=features, labels=labels, **options)
+    loaded = load_run(opts.run)
+    family, model = loaded.family, loaded.model
+    with open_store(opts.features) as store:
+        check_signature(store, loaded.training["inputs_signature"])
+        table = family.read_targets(opts.labels, tuple(loaded.training["split"]), loaded.training.get("task"))
+        selection = select_labelled(store, table, loaded.inputs, require=[opts.split])
+        ids = selection.splits[opts.split]
+        family.check_targets(model, table, ids)
+        dataset = make_dataset(store, ids, loaded.inputs, extras=family.extras(store, ids, table, model))
+    try:
+        outputs = family.infer(model, loaded.processor, dataset, head_device(opts.device),
+                               opts.batch_size or loaded.training["batch_size"])
+        scores = family.metrics(outputs, dataset, model)
+    finally:
         dataset.close()
-    return metrics
+    return {"split": opts.split, "videos": len(ids), "skipped": selection.skipped, **scores}
+
+
+def predict(run: str | Path, features: str | Path, output: str | Path, **options: Any) -> dict[str, Any]:
+    """Predictions for every usable video of a store, as Parquet joinable with ``videos`` on video_id.
+    Keyword options: those of ``PredictOptions`` (device, batch_size, prompt)."""
+    opts = PredictOptions(run=run, features=features, output=output, **options)
+    loaded = load_run(opts.run)
+    family, model = loaded.family, loaded.model
+    if opts.prompt is not None and not family.takes_prompt:
+        raise UsageError(f"--prompt: a {family.name} head takes no prompt")
+    with open_store(opts.features) as store:
+        check_signature(store, loaded.training["inputs_signature"])
+        ids, skipped = usable_videos(store, loaded.inputs)
+        dataset = make_dataset(store, ids, loaded.inputs, extras=family.extras(store, ids, None, model, prompt=opts.prompt))
+    try:
+        outputs = family.infer(model, loaded.processor, dataset, head_device(opts.device),
+                               opts.batch_size or loaded.training["batch_size"])
+        table = family.prediction_table(outputs, dataset, model)
+    finally:
+        dataset.close()
+    opts.output.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, opts.output)
+    return {"videos": len(ids), "skipped": skipped, "output": str(opts.output)}

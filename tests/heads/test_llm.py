@@ -11,8 +11,9 @@ from typer.testing import CliRunner
 import alex
 from alex.cli import app
 from alex.datasets.tiny_models import make_tiny_llama, word_tokenizer
-from alex.heads.llm import AlexForAction, AlexProcessor, AlexTextConfig, AlexTextModel
-from alex.heads.llm_training import LLMTrainOptions, align_actions, train_llm
+from alex.heads.labels import align_actions
+from alex.heads.llm import AlexForAction, AlexProcessor, AlexTextModel, LLMOptions
+from alex.heads.training import train
 
 WORDS = "caption: the digit 0 1 2 3 4 5 6 7 8 9 moves left right up down Describe video."
 
@@ -34,7 +35,7 @@ def lm_config(kind: str, vocab: int):
 
 
 def model_for(processor, kind="llama", action_dim=2, cls=AlexForAction, **kwargs):
-    config = AlexTextConfig(lm_config=lm_config(kind, len(processor.tokenizer)).to_dict(), inputs=["clip"], input_dim=4,
+    config = cls.config_class(lm_config=lm_config(kind, len(processor.tokenizer)).to_dict(), inputs=["clip"], input_dim=4,
                             tokens_per_frame=processor.tokens_per_frame, frame_token_id=processor.frame_token_id,
                             action_dim=action_dim, **kwargs)
     torch.manual_seed(0)
@@ -158,7 +159,7 @@ def test_raw_frames_give_the_outputs_of_their_cached_features(tiny_llama, tmp_pa
     extract(ExtractOptions(videos=tmp_path / "v", store=tmp_path / "s", encoders=["clip:tiny@random"], dtype="float32", workers=0))
     tokenizer = word_tokenizer([WORDS])
     processor = AlexProcessor(tokenizer)
-    config = AlexTextConfig(lm_config=lm_config("llama", len(tokenizer)).to_dict(), inputs=["clip"], input_dim=32,
+    config = AlexForAction.config_class(lm_config=lm_config("llama", len(tokenizer)).to_dict(), inputs=["clip"], input_dim=32,
                             frame_token_id=processor.frame_token_id, action_dim=2, image_encoder="clip:tiny@random")
     torch.manual_seed(0)
     model = AlexForAction(config).eval()
@@ -177,10 +178,10 @@ def test_raw_frames_give_the_outputs_of_their_cached_features(tiny_llama, tmp_pa
 
 def test_llm_learns_captions_and_actions_on_digits(tiny_llama, digits, tmp_path):
     data, store = digits
-    captions = train_llm(LLMTrainOptions(features=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_llama),
+    captions = train(LLMOptions(features=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_llama),
                                          task="caption", inputs=["p32"], lm="full", epochs=30, learning_rate=2e-3, device="cpu"))
     assert captions["test"]["exact_match"] >= 0.5
-    actions = train_llm(LLMTrainOptions(features=store, labels=data.actions, output=tmp_path / "act", model=str(tiny_llama),
+    actions = train(LLMOptions(features=store, labels=data.actions, output=tmp_path / "act", model=str(tiny_llama),
                                         task="action", inputs=["p32"], lm="full", epochs=20, learning_rate=2e-3, device="cpu"))
     assert actions["test"]["action_mse_after_first_frame"] < 0.5 * actions["test"]["action_mse_of_mean"]
 
@@ -201,7 +202,7 @@ def test_cli_llm_with_lora_then_evaluate_and_predict(tiny_llama, digits, tmp_pat
     assert result.exit_code == 0 and "predicted 300 video(s)" in result.output
     result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm",
                                  "--output", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "--llm" in result.output
+    assert result.exit_code == 2 and "--model" in result.output
 
 
 def test_qa_with_a_frozen_lm_trains_only_the_video_side(tiny_llama, digits, tmp_path):
@@ -213,7 +214,7 @@ def test_qa_with_a_frozen_lm_trains_only_the_video_side(tiny_llama, digits, tmp_
     rows = [json.loads(line) for line in data.captions.read_text().splitlines()]
     labels.write_text("".join(json.dumps({"video_id": r["video_id"], "prompt": "Describe the video.",
                                           "text": r["text"].split()[-1]}) + "\n" for r in rows))
-    metrics = train_llm(LLMTrainOptions(features=store, labels=labels, output=tmp_path / "qa", model=str(tiny_llama),
+    metrics = train(LLMOptions(features=store, labels=labels, output=tmp_path / "qa", model=str(tiny_llama),
                                         task="qa", inputs=["p32"], lm="frozen", epochs=2, device="cpu"))
     assert "exact_match" in metrics["test"]
     assert all(e["reference"] in ("left", "right", "up", "down") for e in metrics["test"]["examples"])

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 from alex.cli import app
 from alex.datasets.tiny_models import make_tiny_t5, word_tokenizer
 from alex.heads import load_head
-from alex.heads.t5 import AlexT5Config, AlexT5ForConditionalGeneration
-from alex.heads.text import TextCollator, span_corrupt
-from alex.heads.text_training import TextTrainOptions, train_text
+from alex.heads.t5 import AlexT5Config, AlexT5ForConditionalGeneration, AlexT5Processor, T5Collator, T5Options
+from alex.heads.t5.processing_t5 import span_corrupt
 from alex.heads.time_encoding import Time2Vec
+from alex.heads.training import train
 
 
 @pytest.fixture(scope="module")
@@ -115,20 +115,21 @@ def test_collator_prefixes_tokenises_and_masks_padding(tiny_t5):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_t5)
+    processor = AlexT5Processor(tokenizer)
     features, timestamps, _ = video(B=2, T=3)
     items = [{"features": {"clip": features["clip"][b]}, "timestamps": {"clip": timestamps["clip"][b]},
               "prompt": "caption:", "target": text} for b, text in enumerate(["the digit 7 moves left", "the digit 1 moves up"])]
-    batch = TextCollator(tokenizer)(items)
+    batch = T5Collator(processor)(items)
     assert tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True) == "caption:"
     assert tokenizer.decode(batch["labels"][1][batch["labels"][1] >= 0], skip_special_tokens=True) == "the digit 1 moves up"
-    span = TextCollator(tokenizer, span=True)(items)
+    span = T5Collator(processor, span=True)(items)
     assert any("<extra_id_0>" in tokenizer.decode(row) for row in span["input_ids"])
 
 
 def test_caption_learning_check_and_run_folder(tiny_t5, digits, tmp_path):
     data, store = digits
-    metrics = train_text(TextTrainOptions(features=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_t5),
-                                          inputs=["p32"], epochs=30, learning_rate=2e-3, device="cpu"))
+    metrics = train(T5Options(features=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_t5),
+                              inputs=["p32"], epochs=30, learning_rate=2e-3, device="cpu"))
     assert metrics["test"]["exact_match"] >= 0.5  # "the digit 7 moves left": digit and direction both right
     run = tmp_path / "cap"
     for name in ("config.json", "model.safetensors", "tokenizer.json", "training_config.json", "metrics.json", "training_curve.png"):
@@ -157,7 +158,7 @@ def test_span_pretraining_then_classify_by_label_word(tiny_t5, digits, tmp_path)
     assert json.loads((tmp_path / "cls" / "config.json").read_text())["task"] == "classify"
     result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.labels), "--head", "t5",
                                  "--output", str(tmp_path / "x")])
-    assert result.exit_code == 2 and "--t5" in result.output
+    assert result.exit_code == 2 and "--model" in result.output
 
 
 def test_word_tokenizer_has_t5_conventions():

@@ -1,8 +1,10 @@
-"""The Time2Vec-fused causal LLM head with an action head (seeds/000): ``AlexProcessor``,
+"""``llm``: the Time2Vec-fused causal LLM head with an action head (seeds/000): ``AlexProcessor``,
 ``AlexTextModel`` and ``AlexForAction``."""
 
-from alex.heads.llm.configuration_alex import AlexTextConfig
-from alex.heads.llm.modeling_alex import AlexForAction, AlexTextModel
-from alex.heads.llm.processing_alex import AlexProcessor
+from alex.lazy import lazy_exports
 
-__all__ = ["AlexTextConfig", "AlexTextModel", "AlexForAction", "AlexProcessor"]
+_EXPORTS = {"AlexTextConfig": ".configuration_alex", "AlexActionConfig": ".configuration_alex",
+            "AlexTextModel": ".modeling_alex", "AlexForAction": ".modeling_alex",
+            "AlexCausalLMOutput": ".modeling_alex", "AlexProcessor": ".processing_alex", "LLMOptions": ".options"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

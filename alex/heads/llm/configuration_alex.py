@@ -4,9 +4,9 @@ from typing import Any
 
 from transformers import PretrainedConfig
 
+from alex.heads.auto import register_config
+from alex.heads.llm.options import LLMOptions, PROJECTORS
 from alex.heads.time_encoding import check_time_encoding
-
-PROJECTORS = ("linear", "mlp2x_gelu")
 
 
 class AlexTextConfig(PretrainedConfig):
@@ -29,12 +29,12 @@ class AlexTextConfig(PretrainedConfig):
         inputs: list[str] | None = None,
         input_dim: int = 0,
         tokens_per_frame: int = 1,
-        projector_type: str = "mlp2x_gelu",
-        timestamp_encoding: str = "time2vec",
+        projector_type: str = LLMOptions.projector,
+        timestamp_encoding: str = LLMOptions.timestamp_encoding,
         frame_token_id: int = 0,
         action_dim: int = 0,
-        lm_loss_weight: float = 1.0,
-        action_loss_weight: float = 1.0,
+        lm_loss_weight: float = LLMOptions.lm_loss_weight,
+        action_loss_weight: float = LLMOptions.action_loss_weight,
         image_encoder: str | None = None,
         base_model: str | None = None,
         task: str = "caption",
@@ -65,3 +65,17 @@ class AlexTextConfig(PretrainedConfig):
 
         config = dict(self.lm_config)
         return AutoConfig.for_model(config.pop("model_type"), **config)
+
+
+class AlexActionConfig(AlexTextConfig):
+    """``AlexForAction``'s config: an ``AlexTextConfig`` whose ``action_dim`` is the size of one
+    action. Its own model_type lets ``AutoModel`` load an action run as ``AlexForAction``."""
+
+    model_type = "alex_llm_action"
+
+    def __init__(self, **kwargs: Any):  # its own __init__: transformers makes a config without one a dataclass
+        super().__init__(**kwargs)
+
+
+register_config(AlexTextConfig)
+register_config(AlexActionConfig)

@@ -6,6 +6,10 @@ a time encoding of the frame's timestamp (Time2Vec, Kazemi et al. 2019) is added
 time in video is continuous and positions are not. ``AlexTextModel`` trains the LM loss on
 ``text_target_mask`` positions; ``AlexForAction`` adds an action head, a regression from the
 hidden state at each frame's last placeholder (``action_target_mask``), with an MSE loss.
+
+Outputs are transformers' ``CausalLMOutputWithPast`` (``AlexCausalLMOutput`` adds the action
+fields), built from the LM's own output, so they follow transformers when it renames a field
+(``past_key_values`` became ``cache`` in 5.x).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
-from transformers.utils import ModelOutput
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from alex.heads.llm.configuration_alex import AlexTextConfig
+from alex.heads.auto import register_model
+from alex.heads.llm.configuration_alex import AlexActionConfig, AlexTextConfig
 from alex.heads.time_encoding import Time2Vec, build_time_encoding
 
 
@@ -30,10 +35,9 @@ def build_projector(kind: str, in_dim: int, hidden: int) -> nn.Module:
 
 
 @dataclass
-class AlexOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    past_key_values: Any = None
+class AlexCausalLMOutput(CausalLMOutputWithPast):
+    """The LM's output, with the head's total ``loss`` and its parts, and the action predictions."""
+
     action_predictions: torch.Tensor | None = None  # (frames in the batch, action_dim)
     lm_loss: torch.Tensor | None = None
     action_loss: torch.Tensor | None = None
@@ -44,10 +48,12 @@ class AlexTextModel(PreTrainedModel, GenerationMixin):
     base_model_prefix = "alex"
     main_input_name = "input_ids"
 
-    def __init__(self, config: AlexTextConfig):
+    def __init__(self, config: AlexTextConfig, language_model: PreTrainedModel | None = None):
+        """``language_model``: a loaded causal LM to wrap (built from ``config.lm_config`` when None,
+        as in ``from_pretrained``)."""
         super().__init__(config)
         lm_config = config.language_config()
-        self.language_model = AutoModelForCausalLM.from_config(lm_config)
+        self.language_model = language_model if language_model is not None else AutoModelForCausalLM.from_config(lm_config)
         hidden = lm_config.hidden_size
         self.projector = build_projector(config.projector_type, config.input_dim, hidden)
         self.time_embedding = build_time_encoding(config.timestamp_encoding, hidden)
@@ -117,32 +123,41 @@ class AlexTextModel(PreTrainedModel, GenerationMixin):
         frame_mask: torch.Tensor | None = None,
         actions: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-        past_key_values: Any = None,
-        use_cache: bool | None = None,
         **kwargs: Any,
-    ) -> AlexOutput:
+    ) -> AlexCausalLMOutput:
+        """``kwargs`` go to the LM as they are (its cache, ``use_cache``, ``position_ids``...)."""
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, video_frame_mask, timestamp, video_features, video_frames, frame_mask)
         need_hidden = self.config.action_dim > 0 and action_target_mask is not None
-        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, past_key_values=past_key_values,
-                                  use_cache=use_cache, output_hidden_states=need_hidden)
+        asked_hidden = bool(kwargs.pop("output_hidden_states", False))
+        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                  output_hidden_states=need_hidden or asked_hidden, **kwargs)
         lm_loss = None
         if text_target_mask is not None and input_ids is not None and text_target_mask[:, :-1].any():
             predict = text_target_mask[:, :-1]  # position i predicts token i + 1
             logits = out.logits[:, :-1][predict].float()
             lm_loss = nn.functional.cross_entropy(logits, input_ids[:, 1:][predict])
-        return self._outputs(out, lm_loss, action_target_mask, actions, frame_mask)
+        predictions, action_loss = self._actions(out, action_target_mask, actions, frame_mask)
+        parts = [w * l for w, l in ((self.config.lm_loss_weight, lm_loss), (self.config.action_loss_weight, action_loss))
+                 if l is not None]
+        fields = dict(out)  # the LM's own fields under transformers' current names
+        if not asked_hidden:
+            fields.pop("hidden_states", None)
+        fields.update(loss=sum(parts) if parts else None, lm_loss=lm_loss, action_loss=action_loss,
+                      action_predictions=predictions)
+        return AlexCausalLMOutput(**fields)
 
-    def _outputs(self, out, lm_loss, action_target_mask, actions, frame_mask) -> AlexOutput:
-        loss = self.config.lm_loss_weight * lm_loss if lm_loss is not None else None
-        return AlexOutput(loss=loss, logits=out.logits, past_key_values=out.past_key_values, lm_loss=lm_loss)
+    def _actions(self, out, action_target_mask, actions, frame_mask) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(action predictions, action loss): none without an action head."""
+        return None, None
 
     @torch.no_grad()
     def generate(self, input_ids=None, attention_mask=None, timestamp=None, video_frame_mask=None, video_features=None,
                  video_frames=None, frame_mask=None, **kwargs):
-        """Embed the prompt (text and frames) once; the LM generates the continuation (new tokens only)."""
+        """Embed the prompt (text and frames) once; the LM generates the continuation (new tokens only)
+        with this head's ``generation_config`` (greedy, ``max_new_tokens``; keyword arguments override it)."""
         embeds = self.embed(input_ids, video_frame_mask, timestamp, video_features, video_frames, frame_mask)
-        kwargs.setdefault("do_sample", False)
+        kwargs.setdefault("generation_config", self.generation_config)
         for key in ("action_target_mask", "text_target_mask", "actions"):
             kwargs.pop(key, None)
         return self.language_model.generate(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
@@ -163,21 +178,25 @@ class AlexForAction(AlexTextModel):
     """AlexTextModel plus an action head: the action of each frame regressed from the hidden state
     at its last placeholder, MSE, weighted against the LM loss (``lm_loss_weight``, ``action_loss_weight``)."""
 
-    def __init__(self, config: AlexTextConfig):
-        super().__init__(config)
+    config_class = AlexActionConfig
+
+    def __init__(self, config: AlexActionConfig, language_model: PreTrainedModel | None = None):
+        super().__init__(config, language_model)
         hidden = config.language_config().hidden_size
         self.action_head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, max(1, config.action_dim)))
         self.post_init()
 
-    def _outputs(self, out, lm_loss, action_target_mask, actions, frame_mask) -> AlexOutput:
-        predictions = action_loss = None
-        if action_target_mask is not None and out.hidden_states is not None:
-            hidden = out.hidden_states[-1][action_target_mask]  # (frames in the batch, H)
-            predictions = self.action_head(hidden.to(self.action_head[0].weight.dtype)).float()
-            if actions is not None:
-                targets = actions[frame_mask] if frame_mask is not None else actions.flatten(0, 1)
-                action_loss = nn.functional.mse_loss(predictions, targets.float())
-        parts = [w * l for w, l in ((self.config.lm_loss_weight, lm_loss), (self.config.action_loss_weight, action_loss))
-                 if l is not None]
-        return AlexOutput(loss=sum(parts) if parts else None, logits=out.logits, past_key_values=out.past_key_values,
-                          action_predictions=predictions, lm_loss=lm_loss, action_loss=action_loss)
+    def _actions(self, out, action_target_mask, actions, frame_mask):
+        if action_target_mask is None or out.hidden_states is None:
+            return None, None
+        hidden = out.hidden_states[-1][action_target_mask]  # (frames in the batch, H)
+        predictions = self.action_head(hidden.to(self.action_head[0].weight.dtype)).float()
+        action_loss = None
+        if actions is not None:
+            targets = actions[frame_mask] if frame_mask is not None else actions.flatten(0, 1)
+            action_loss = nn.functional.mse_loss(predictions, targets.float())
+        return predictions, action_loss
+
+
+register_model(AlexTextModel, "AutoModelForCausalLM")
+register_model(AlexForAction)

@@ -12,6 +12,10 @@ plus what batching needs: ``attention_mask``, ``video_features`` (B, T, k, D) an
 (B, T) for padded frames. Inputs may be text only, frames only (pseudo timestamps at
 ``default_fps`` when none are given) or text then frames (frames go at ``<video>`` if the text has
 it, else after the text). Right padding for training, left padding for generation.
+
+A ``ProcessorMixin``: ``save_pretrained`` writes the tokenizer and ``processor_config.json``
+(``tokens_per_frame``, ``default_fps``) into the run folder; ``AutoProcessor.from_pretrained(run)``
+loads it back after ``import alex``. ``LLMCollator`` turns items of the store Dataset into its batches.
 """
 
 from __future__ import annotations
@@ -20,23 +24,33 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from transformers import ProcessorMixin
+
+from alex.heads.auto import register_processor
+from alex.heads.llm.configuration_alex import AlexActionConfig, AlexTextConfig
 
 VIDEO_TOKEN = "<video>"
 FRAME_TOKEN = "<frame>"
 
 
-class AlexProcessor:
-    def __init__(self, tokenizer, tokens_per_frame: int = 1, default_fps: float = 1.0):
-        self.tokenizer = tokenizer
+class AlexProcessor(ProcessorMixin):
+    def __init__(self, tokenizer: Any, tokens_per_frame: int = 1, default_fps: float = 1.0, **kwargs: Any):
         new = [t for t in (VIDEO_TOKEN, FRAME_TOKEN) if t not in tokenizer.get_vocab()]
         if new:
             tokenizer.add_special_tokens({"additional_special_tokens": new})
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        self.video_token_id = tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
-        self.frame_token_id = tokenizer.convert_tokens_to_ids(FRAME_TOKEN)
-        self.tokens_per_frame = tokens_per_frame
-        self.default_fps = default_fps
+        self.tokens_per_frame = int(tokens_per_frame)
+        self.default_fps = float(default_fps)
+        super().__init__(tokenizer, **kwargs)
+
+    @property
+    def video_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(VIDEO_TOKEN)
+
+    @property
+    def frame_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(FRAME_TOKEN)
 
     def _text_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
@@ -86,6 +100,7 @@ class AlexProcessor:
         targets: Sequence[str] | None = None,
         padding_side: str = "right",
         video_frames: Sequence[Any] | None = None,
+        **kwargs: Any,
     ) -> dict[str, torch.Tensor]:
         """Batch of samples -> padded tensors. ``video_features`` per sample: (T, D) or (T, k, D);
         ``video_frames`` instead: raw preprocessed frames (T, ...) for a model that holds its image encoder."""
@@ -134,3 +149,29 @@ class AlexProcessor:
                 out[b, : len(t)] = t
                 mask[b, : len(t)] = True
         return out, mask
+
+
+class LLMCollator:
+    """Items of the store Dataset (features + ``prompt``, ``target``, ``actions``) -> AlexProcessor
+    batches: right-padded with targets for training, left-padded without for generation."""
+
+    def __init__(self, processor: AlexProcessor, generation: bool = False):
+        self.processor = processor
+        self.generation = generation
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        k = self.processor.tokens_per_frame
+        features, timestamps = [], []
+        for item in items:
+            name = next(iter(item["features"]))
+            values = item["features"][name].float()
+            features.append(values.reshape(-1, k, values.shape[-1]))  # (T, k, D)
+            timestamps.append(item["timestamps"][name][::k].numpy())
+        actions = [item["actions"] for item in items] if "actions" in items[0] else None
+        targets = None if self.generation or not items[0].get("target") else [item["target"] for item in items]
+        return self.processor(text=[item["prompt"] for item in items], video_features=features, timestamps=timestamps,
+                              actions=actions, targets=targets, padding_side="left" if self.generation else "right")
+
+
+register_processor(AlexTextConfig, AlexProcessor)
+register_processor(AlexActionConfig, AlexProcessor)

@@ -1,4 +1,8 @@
-from alex.heads.perceiver.configuration_perceiver import PerceiverHeadConfig
-from alex.heads.perceiver.modeling_perceiver import PerceiverHead
+"""``perceiver``: transformers' Perceiver as a classifier over cached features."""
 
-__all__ = ["PerceiverHeadConfig", "PerceiverHead"]
+from alex.lazy import lazy_exports
+
+_EXPORTS = {"PerceiverHeadConfig": ".configuration_perceiver", "PerceiverHead": ".modeling_perceiver",
+            "PerceiverOptions": ".options"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -4,7 +4,8 @@ from typing import Any
 
 from transformers import PerceiverConfig
 
-from alex.heads.classification import ClassificationHeadConfig
+from alex.heads.auto import register_config
+from alex.heads.configuration_classification import ClassificationHeadConfig
 
 
 class PerceiverHeadConfig(ClassificationHeadConfig):
@@ -48,3 +49,6 @@ class PerceiverHeadConfig(ClassificationHeadConfig):
             id2label=self.id2label,
             label2id=self.label2id,
         )
+
+
+register_config(PerceiverHeadConfig)

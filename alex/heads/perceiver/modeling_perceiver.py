@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from transformers.models.perceiver.modeling_perceiver import PerceiverClassificationDecoder, PerceiverModel
 
-from alex.heads.classification import ClassificationHead
+from alex.heads.auto import register_model
+from alex.heads.modeling_classification import ClassificationHead
 from alex.heads.perceiver.configuration_perceiver import PerceiverHeadConfig
 
 
@@ -38,3 +39,6 @@ class PerceiverHead(ClassificationHead):
     def _init_weights(self, module) -> None:
         super()._init_weights(module)
         self.perceiver._init_weights(module)  # latents and position encodings
+
+
+register_model(PerceiverHead, "AutoModelForVideoClassification")

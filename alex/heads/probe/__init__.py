@@ -1,4 +1,7 @@
-from alex.heads.probe.configuration_probe import ProbeConfig
-from alex.heads.probe.modeling_probe import AttentiveProbe
+"""``probe``: V-JEPA's attentive probe over cached features."""
 
-__all__ = ["ProbeConfig", "AttentiveProbe"]
+from alex.lazy import lazy_exports
+
+_EXPORTS = {"ProbeConfig": ".configuration_probe", "AttentiveProbe": ".modeling_probe", "ProbeOptions": ".options"}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = list(_EXPORTS)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from alex.heads.classification import ClassificationHeadConfig
+from alex.heads.auto import register_config
+from alex.heads.configuration_classification import ClassificationHeadConfig
 
 
 class ProbeConfig(ClassificationHeadConfig):
@@ -18,3 +19,6 @@ class ProbeConfig(ClassificationHeadConfig):
         self.mlp_ratio = mlp_ratio
         self.depth = depth
         super().__init__(**kwargs)
+
+
+register_config(ProbeConfig)

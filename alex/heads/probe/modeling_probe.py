@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from alex.heads.classification import ClassificationHead
+from alex.heads.auto import register_model
+from alex.heads.modeling_classification import ClassificationHead
 from alex.heads.probe.configuration_probe import ProbeConfig
 
 
@@ -97,3 +98,6 @@ class AttentiveProbe(ClassificationHead):
             from transformers import initialization as init
 
             init.trunc_normal_(self.query_tokens, std=self.config.initializer_range)
+
+
+register_model(AttentiveProbe, "AutoModelForVideoClassification")

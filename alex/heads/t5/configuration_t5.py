@@ -4,7 +4,10 @@ from typing import Any
 
 from transformers import PretrainedConfig, T5Config
 
-from alex.heads.time_encoding import check_inputs, check_time_encoding
+from alex.heads.auto import register_config
+from alex.heads.inputs import check_inputs
+from alex.heads.options import GenerativeOptions
+from alex.heads.time_encoding import check_time_encoding
 
 
 class AlexT5Config(PretrainedConfig):
@@ -19,7 +22,7 @@ class AlexT5Config(PretrainedConfig):
         t5_config: dict[str, Any] | None = None,
         inputs: list[str] | None = None,
         input_dims: list[int] | None = None,
-        timestamp_encoding: str = "time2vec",
+        timestamp_encoding: str = GenerativeOptions.timestamp_encoding,
         max_steps: int = 1024,
         task: str = "caption",
         base_model: str | None = None,
@@ -38,3 +41,6 @@ class AlexT5Config(PretrainedConfig):
 
     def t5(self) -> T5Config:
         return T5Config(**self.t5_config)
+
+
+register_config(AlexT5Config)

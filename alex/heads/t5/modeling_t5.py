@@ -13,6 +13,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
+from alex.heads.auto import register_model
 from alex.heads.t5.configuration_t5 import AlexT5Config
 from alex.heads.time_encoding import Time2Vec, build_time_encoding
 
@@ -52,10 +53,11 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
     base_model_prefix = "alex_t5"
     main_input_name = "input_ids"
 
-    def __init__(self, config: AlexT5Config):
+    def __init__(self, config: AlexT5Config, t5: T5ForConditionalGeneration | None = None):
+        """``t5``: a loaded T5 to wrap (built from ``config.t5_config`` when None, as in ``from_pretrained``)."""
         super().__init__(config)
         text = config.t5()
-        self.t5 = T5ForConditionalGeneration(text)
+        self.t5 = t5 if t5 is not None else T5ForConditionalGeneration(text)
         self.visual = VisualEmbedding(config.inputs, config.input_dims, text.d_model, config.timestamp_encoding,
                                       config.max_steps)
         self.post_init()
@@ -94,9 +96,10 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
 
     @torch.no_grad()
     def generate(self, input_ids=None, attention_mask=None, features=None, timestamps=None, masks=None, **kwargs):
-        """Encode text + video once, then let T5's decoder generate (greedy unless told otherwise)."""
+        """Encode text + video once, then let T5's decoder generate with this head's
+        ``generation_config`` (greedy, ``max_new_tokens``; keyword arguments override it)."""
         encoder_outputs, mask = self.encode(input_ids, attention_mask, features, timestamps, masks)
-        kwargs.setdefault("do_sample", False)
+        kwargs.setdefault("generation_config", self.generation_config)
         return self.t5.generate(encoder_outputs=encoder_outputs, attention_mask=mask, **kwargs)
 
     def estimate_tokens(self, inputs: dict[str, Any]) -> int:
@@ -110,3 +113,6 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         super()._init_weights(module)
         if isinstance(module, Time2Vec):
             module.reset_time_parameters()
+
+
+register_model(AlexT5ForConditionalGeneration, "AutoModelForSeq2SeqLM")

@@ -1,0 +1,28 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from alex.heads.options import GenerativeOptions, option
+
+LM_MODES = ("frozen", "lora", "full")
+PROJECTORS = ("linear", "mlp2x_gelu")
+
+
+@dataclass(kw_only=True)
+class LLMOptions(GenerativeOptions):
+    """``alex train --head llm --model ID_OR_PATH``: a causal LM (Llama, Qwen2, GPT-2 families) reading
+    the cached features through a LLaVA projector; the LM frozen, adapted with LoRA or trained in full."""
+
+    head: ClassVar[str] = "llm"
+    tasks: ClassVar[tuple[str, ...]] = ("caption", "qa", "action")
+
+    lm: str = option("frozen", choices=LM_MODES,
+                     help="frozen (projector, time embedding and action head learn), lora (peft, merged when saved) or full.")
+    projector: str = option("mlp2x_gelu", choices=PROJECTORS, help="LLaVA projector: linear or mlp2x_gelu.")
+    lm_loss_weight: float = option(1.0, help="Weight of the LM loss in the total loss.")
+    action_loss_weight: float = option(1.0, help="--task action: weight of the action MSE in the total loss.")
+    lora_rank: int = option(8, help="--lm lora: rank of the LoRA adapters (alpha = 2 x rank).")
+
+
+OPTIONS = LLMOptions
