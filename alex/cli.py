@@ -41,10 +41,10 @@ CRASH_LOG = "alex-errors.log"
 INTERNAL_ERROR = 3
 
 
-def _run(call: Callable[[], T], crash_log: Path | None = None) -> T:
+def _run(call: Callable[[], T], crash_log: Path | None = None, create: bool = False) -> T:
     """Turn alex's typed errors into a one-line message and their exit code; anything else is a
     bug: its traceback is printed, appended to ``crash_log/alex-errors.log`` when that folder
-    exists, and the exit code is 3."""
+    exists (or is a run folder to ``create``), and the exit code is 3."""
     try:
         return call()
     except AlexError as exc:
@@ -53,13 +53,15 @@ def _run(call: Callable[[], T], crash_log: Path | None = None) -> T:
     except (typer.Exit, KeyboardInterrupt):
         raise
     except Exception:
-        _report_crash(traceback.format_exc(), crash_log)
+        _report_crash(traceback.format_exc(), crash_log, create)
         raise typer.Exit(INTERNAL_ERROR) from None
 
 
-def _report_crash(text: str, folder: Path | None) -> None:
+def _report_crash(text: str, folder: Path | None, create: bool = False) -> None:
     err.print(text, markup=False, highlight=False, end="")
     where = ""
+    if folder is not None and create:
+        Path(folder).mkdir(parents=True, exist_ok=True)
     if folder is not None and Path(folder).is_dir():
         log = Path(folder) / CRASH_LOG
         with log.open("a") as handle:
@@ -314,7 +316,8 @@ def _train(head: Optional[str] = None, **values: Any) -> None:
     from alex.heads.training import train as run_train
 
     _quiet_transformers()
-    metrics = _run(lambda: run_train(options, say=lambda line: out.print(line, highlight=False)), crash_log=options.output)
+    metrics = _run(lambda: run_train(options, say=lambda line: out.print(line, highlight=False)),
+                   crash_log=options.output, create=True)
     for split_name in ("validation", "test"):
         _print_metrics(split_name, metrics[split_name])
     files = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in Path(options.output).iterdir()))

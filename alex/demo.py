@@ -1,6 +1,9 @@
 """``alex demo``: the fully offline tour. Makes moving-digit videos, extracts them with the
 offline encoders, trains an attentive probe on the cached features, and shows the store through
-SQL and search. Needs no weights and no network; a few minutes on two cores at most."""
+SQL and search. It also writes tiny random T5 and Llama checkpoints with their tokenizers
+(``models/tiny-t5``, ``models/tiny-llama``) so that the generative heads can be tried offline
+(``alex train --head t5 --model DEMO/models/tiny-t5``). Needs no weights and no network; a few
+minutes on two cores at most."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ DEMO_QUERY = (
 
 def run_demo(output: Path, num_videos: int = 300, say: Callable[[str], None] = print, device: str = "cpu") -> dict:
     from alex.datasets.moving_digits import make_moving_digits
+    from alex.datasets.tiny_models import make_tiny_llama, make_tiny_t5
     from alex.heads.probe import ProbeOptions
     from alex.heads.training import train
     from alex.pipeline.extract import ExtractOptions, extract
@@ -26,6 +30,12 @@ def run_demo(output: Path, num_videos: int = 300, say: Callable[[str], None] = p
     output = Path(output)
     say(f"1/4 writing {num_videos} moving-digit videos to {output / 'videos'} (labels.csv, captions.jsonl, actions.parquet beside them)")
     data = make_moving_digits(output, num_videos=num_videos)
+    words = [item.caption for item in data.items] + [str(d) for d in range(10)] + ["Describe the video."]
+    models = output / "models"
+    if not (models / "tiny-llama" / "config.json").is_file():
+        make_tiny_t5(models / "tiny-t5", words)
+        make_tiny_llama(models / "tiny-llama", words)
+    say(f"    and tiny random T5 and Llama checkpoints in {models} (tiny-t5, tiny-llama) for the generative heads")
     store = output / "store"
     say(f"2/4 extracting with {', '.join(DEMO_ENCODERS)} at 2 frames/s into {store} (offline encoders: no download)")
     report = extract(ExtractOptions(videos=data.videos, store=store, encoders=DEMO_ENCODERS, fps=2.0))

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 from alex.datasets.moving_digits import make_moving_digits
-from alex.heads.training import TrainOptions, train
+from alex.heads import options_class
+from alex.heads.training import train
 from alex.pipeline.extract import ExtractOptions, extract
 
 RUNS = [
@@ -47,27 +48,27 @@ def main() -> None:
     import json
 
     from alex.datasets.tiny_models import make_tiny_t5
-    from alex.heads.text_training import TextTrainOptions, train_text
+    from alex.heads.t5 import T5Options
 
     captions = [json.loads(line)["text"] for line in data.captions.read_text().splitlines()]
     tiny_t5 = make_tiny_t5(args.out / "tiny-t5", captions)
     for inputs in (["p32"], ["pixels"]):
         started = time.perf_counter()
-        metrics = train_text(TextTrainOptions(features=store, labels=data.captions, output=args.out / "runs" / f"t5-{'-'.join(inputs)}",
-                                              model=str(tiny_t5), inputs=inputs, epochs=args.epochs, learning_rate=2e-3, device="cpu"))
+        metrics = train(T5Options(features=store, labels=data.captions, output=args.out / "runs" / f"t5-{'-'.join(inputs)}",
+                                  model=str(tiny_t5), inputs=inputs, epochs=args.epochs, learning_rate=2e-3, device="cpu"))
         v = metrics["videos"]
         print(f"| t5 (tiny, captions) | {', '.join(inputs)} | {v['train']} / {v['validation']} / {v['test']} | {metrics['epochs']:.0f} | "
               f"{metrics['validation']['exact_match']:.3f} (exact match) | {metrics['test']['exact_match']:.3f} (exact match) | - | "
               f"{time.perf_counter() - started:.1f} |", flush=True)
     from alex.datasets.tiny_models import make_tiny_llama
-    from alex.heads.llm_training import LLMTrainOptions, train_llm
+    from alex.heads.llm import LLMOptions
 
     tiny_llama = make_tiny_llama(args.out / "tiny-llama", captions + ["Describe the video."])
     for task, labels in (("caption", data.captions), ("action", data.actions)):
         started = time.perf_counter()
-        metrics = train_llm(LLMTrainOptions(features=store, labels=labels, output=args.out / "runs" / f"llm-{task}",
-                                            model=str(tiny_llama), task=task, inputs=["p32"], lm="full", epochs=args.epochs,
-                                            learning_rate=2e-3, device="cpu"))
+        metrics = train(LLMOptions(features=store, labels=labels, output=args.out / "runs" / f"llm-{task}",
+                                   model=str(tiny_llama), task=task, inputs=["p32"], lm="full", epochs=args.epochs,
+                                   learning_rate=2e-3, device="cpu"))
         v, test, val = metrics["videos"], metrics["test"], metrics["validation"]
         if task == "caption":
             shown = (f"{val['exact_match']:.3f} (exact match)", f"{test['exact_match']:.3f} (exact match)")
@@ -79,8 +80,8 @@ def main() -> None:
               f"{shown[0]} | {shown[1]} | - | {time.perf_counter() - started:.1f} |", flush=True)
     for head, inputs in RUNS:
         started = time.perf_counter()
-        metrics = train(TrainOptions(features=store, labels=data.labels, output=args.out / "runs" / f"{head}-{'-'.join(inputs)}",
-                                     head=head, inputs=inputs, epochs=args.epochs, hidden_size=64, device="cpu"))
+        metrics = train(options_class(head)(features=store, labels=data.labels, output=args.out / "runs" / f"{head}-{'-'.join(inputs)}",
+                                            inputs=inputs, epochs=args.epochs, hidden_size=64, device="cpu"))
         v = metrics["videos"]
         print(f"| {head} | {', '.join(inputs)} | {v['train']} / {v['validation']} / {v['test']} | {metrics['epochs']:.0f} | "
               f"{metrics['validation']['accuracy']:.3f} | {metrics['test']['accuracy']:.3f} | "

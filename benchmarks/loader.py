@@ -76,7 +76,7 @@ def main() -> None:
     with alex.open_store(store_path) as store:
         ids = sorted(labels.labels)
         for name in ("p32", "tubelet"):
-            dataset = make_dataset(store, ids, [name], label2id, labels.labels)
+            dataset = make_dataset(store, ids, [name], extras=[{"labels": label2id[labels.labels[v]]} for v in ids])
             started = time.perf_counter()
             items = [dataset[i] for i in range(len(dataset))]
             load_s = time.perf_counter() - started

@@ -8,6 +8,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 import alex
 from alex.store.layout import SEGMENTS_DIR
@@ -30,6 +31,7 @@ def snapshot(root):
     return frames, videos, arrays
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(tmp_path):
     videos = tmp_path / "v"
     for i in range(24):
