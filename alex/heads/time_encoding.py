@@ -31,11 +31,15 @@ class Time2Vec(nn.Module):
 
     @torch.no_grad()
     def reset_time_parameters(self) -> None:
-        """Gentle start: a slow linear trend and periods spread from 1 s to 10 min."""
-        self.w0.fill_(0.01)
-        self.b0.zero_()
-        self.w.copy_(2 * math.pi / torch.logspace(0, math.log10(600), self.w.numel()))
-        self.b.copy_(torch.linspace(0, math.pi, self.b.numel()))
+        """Gentle start: a slow linear trend and periods spread from 1 s to 10 min. Through
+        transformers' ``initialization`` functions, which leave weights loaded by
+        ``from_pretrained`` alone."""
+        from transformers import initialization as init
+
+        init.constant_(self.w0, 0.01)
+        init.zeros_(self.b0)
+        init.copy_(self.w, 2 * math.pi / torch.logspace(0, math.log10(600), self.w.numel()))
+        init.copy_(self.b, torch.linspace(0, math.pi, self.b.numel()))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         t = t.unsqueeze(-1).float()  # (..., 1)

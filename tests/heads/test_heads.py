@@ -92,3 +92,17 @@ def test_time_encodings():
     # Time2Vec: one linear and k periodic components (Kazemi et al. 2019)
     t2v = Time2Vec(8, k=4)
     assert t2v.proj.in_features == 5
+
+
+def test_time2vec_initialisation_leaves_loaded_weights_alone():
+    """transformers marks weights it loaded with `_is_hf_initialized`; re-initialising the model after a
+    load (transformers 5.0 does it when tied weights count as missing) must not reset them."""
+    t2v = Time2Vec(8, k=4)
+    with torch.no_grad():
+        for p in (t2v.w0, t2v.b0, t2v.w, t2v.b):
+            p.fill_(7.0)
+            p._is_hf_initialized = True
+    t2v.reset_time_parameters()
+    assert all(torch.all(p == 7.0) for p in (t2v.w0, t2v.b0, t2v.w, t2v.b))
+    fresh = Time2Vec(8, k=4)
+    assert fresh.w0.item() == pytest.approx(0.01) and fresh.b0.item() == 0.0
