@@ -107,3 +107,17 @@ def test_every_encoder_family_through_alex_extract(tmp_path):
         "query", "SELECT encoder, count(*) AS n FROM frames WHERE video_id = 'short.mp4' GROUP BY 1", "--store", tmp_path / "s",
         "-f", "json").output))
     assert counts == {"clip": 3, "pixels": 3, "tubelet": 1, "languagebind": 1}  # no audio track: no audio rows
+
+
+def test_an_internal_error_in_extract_exits_3_not_1(clips, tmp_path, monkeypatch):
+    """A bug is not 'some videos failed': exit 3, the traceback printed and kept in the store's log."""
+    import alex.pipeline.extract
+
+    def broken(options):
+        (tmp_path / "s").mkdir()
+        raise KeyError("a bug inside alex")
+
+    monkeypatch.setattr(alex.pipeline.extract, "extract", broken)
+    result = invoke("extract", "--videos", clips, "--store", tmp_path / "s", "-e", "pixels", "--workers", "0")
+    assert result.exit_code == 3 and "KeyError: 'a bug inside alex'" in result.output and "internal error" in result.output
+    assert "KeyError" in (tmp_path / "s" / "alex-errors.log").read_text()

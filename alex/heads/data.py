@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from alex.errors import UsageError
-from alex.heads.labels import SPLITS, LabelTable
+from alex.heads.labels import LabelTable
+from alex.heads.options import SPLITS
 from alex.store.dataset import FeatureDataset, input_arrays, locate
 from alex.store.reader import Store
 

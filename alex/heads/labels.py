@@ -17,7 +17,7 @@ import duckdb
 import numpy as np
 
 from alex.errors import UsageError
-from alex.heads.options import DEFAULT_FRACTIONS, SPLITS
+from alex.heads.options import DEFAULT_FRACTIONS
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "valid": "validation",
                  "validation": "validation", "dev": "validation", "test": "test", "eval": "test"}

@@ -186,10 +186,6 @@ def check_batch_size(batch_size: int | None) -> None:
         raise UsageError(f"--batch-size {batch_size}: must be at least 1")
 
 
-def given_fields(cls: type) -> list[str]:
-    """Field names of an options class."""
-    return [f.name for f in fields(cls)]
-
 
 @dataclass(kw_only=True)
 class ClassifierOptions(TrainOptions):
