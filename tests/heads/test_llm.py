@@ -50,16 +50,19 @@ def test_processor_returns_the_seed_keys_with_bool_masks(processor):
     out = processor(text=["caption: <video> the digit"], video_features=[features(3)], timestamps=[[0.0, 0.5, 1.25]],
                     actions=[np.ones((3, 2))], targets=["moves left"])
     seed_keys = {"input_ids", "timestamp", "video_frame_mask", "action_target_mask", "text_target_mask", "actions"}
-    assert seed_keys <= set(out) and set(out) - seed_keys == {"attention_mask", "video_features", "frame_mask"}
+    assert seed_keys <= set(out) and set(out) - seed_keys == {"attention_mask", "video_features", "frame_mask", "labels"}
     for key in ("video_frame_mask", "action_target_mask", "text_target_mask"):
         assert out[key].dtype == torch.bool
     ids, frame = out["input_ids"][0], out["video_frame_mask"][0]
-    assert ids[frame].tolist() == [processor.frame_token_id] * 6  # k = 2 placeholders per frame
+    # positions: 0 "caption:", 1-6 two placeholders for each of 3 frames, 7 "the", 8 "digit", 9 "moves", 10 "left", 11 </s>
+    assert ids[frame].tolist() == [processor.frame_token_id] * 6 and frame.nonzero().flatten().tolist() == [1, 2, 3, 4, 5, 6]
     assert torch.nonzero(out["action_target_mask"][0]).flatten().tolist() == [2, 4, 6]  # the last of each frame
     assert out["timestamp"][0][frame].tolist() == [0.0, 0.0, 0.5, 0.5, 1.25, 1.25]
-    is_text = ~frame & out["attention_mask"][0].bool()
-    expected = [bool(is_text[i + 1]) for i in range(len(ids) - 1)] + [False]
-    assert out["text_target_mask"][0].tolist() == expected  # positions whose next token is text
+    # the loss is on the answer "moves left" and its EOS only, not on the prompt nor on "the digit"
+    assert torch.nonzero(out["text_target_mask"][0]).flatten().tolist() == [8, 9, 10]
+    assert out["labels"][0].tolist() == [-100] * 9 + ids[9:12].tolist()
+    assert ids[11] == processor.tokenizer.eos_token_id
+    assert processor.tokenizer.decode(ids[9:11]) == "moves left"
     decoded = processor.tokenizer.decode(ids[~frame], skip_special_tokens=True)
     assert decoded == "caption: the digit moves left"
 
@@ -223,3 +226,35 @@ def test_qa_with_a_frozen_lm_trains_only_the_video_side(tiny_llama, digits, tmp_
     for key, value in base.items():  # the LM is exactly the checkpoint it started from
         assert torch.equal(trained[f"language_model.{key}"], value), key
     assert any(k.startswith("projector.") for k in trained) and any(k.startswith("time_embedding.") for k in trained)
+
+
+def test_the_lm_loss_is_cross_entropy_on_the_answer_tokens_only(processor):
+    model = model_for(processor, cls=AlexTextModel, action_dim=0)
+    batch = processor(text=["caption: <video> the digit"], video_features=[features(3)], targets=["moves left"])
+    out = model(**batch)
+    # positions 8, 9, 10 ("digit", "moves", "left") predict the tokens at 9, 10, 11 ("moves", "left", </s>)
+    by_hand = torch.nn.functional.cross_entropy(out.logits[0, [8, 9, 10]], batch["input_ids"][0, [9, 10, 11]])
+    torch.testing.assert_close(out.lm_loss, by_hand)
+    other_prompt = processor(text=["Describe the video. <video> the digit"], video_features=[features(3)], targets=["moves left"])
+    assert (other_prompt["labels"] != -100).sum() == 3  # a longer prompt adds no loss term
+
+
+@pytest.mark.parametrize("kind", ["llama", "qwen2", "gpt2"])
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_a_video_gives_the_same_outputs_alone_and_in_any_batch(processor, kind, side):
+    """Logits, actions and greedy generations of one video do not depend on its batch neighbours
+    (longer and shorter, so it is padded and pads others) nor on the padding side."""
+    model = model_for(processor, kind, action_dim=2)
+    texts = ["caption: <video> the digit", "<video>", "Describe the video. caption: the digit 7 moves <video> left up"]
+    clips = [features(3, 0), features(1, 1), features(5, 2)]
+    times = [[0.0, 0.5, 1.0], [0.0], [0.0, 0.2, 0.4, 0.6, 0.8]]
+    alone = processor(text=texts[:1], video_features=clips[:1], timestamps=times[:1], padding_side=side)
+    batch = processor(text=texts, video_features=clips, timestamps=times, padding_side=side)
+    with torch.no_grad():
+        a, b = model(**alone), model(**batch)
+    real = batch["attention_mask"][0].bool()
+    torch.testing.assert_close(b.logits[0][real], a.logits[0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(b.action_predictions[:3], a.action_predictions, rtol=1e-5, atol=1e-5)  # video 0's 3 frames
+    if side == "left":  # generation continues after the last real token
+        kwargs = dict(max_new_tokens=6, eos_token_id=None, pad_token_id=0)
+        assert model.generate(**alone, **kwargs)[0].tolist() == model.generate(**batch, **kwargs)[0].tolist()

@@ -33,7 +33,7 @@ class LLMFamily(HeadFamily):
     name = "llm"
     options_class = LLMOptions
     model_types = ("alex_llm", "alex_llm_action")
-    label_names = ["text_target_mask"]
+    label_names = ["labels"]
     takes_prompt = True
 
     def read_targets(self, path, fractions, task):

@@ -4,7 +4,7 @@ A LLaVA projector (Liu et al. 2023, "Visual Instruction Tuning": ``linear`` or `
 maps each feature token into the LM's embedding space, where it replaces a frame placeholder;
 a time encoding of the frame's timestamp (Time2Vec, Kazemi et al. 2019) is added to it, because
 time in video is continuous and positions are not. ``AlexTextModel`` trains the LM loss on
-``text_target_mask`` positions; ``AlexForAction`` adds an action head, a regression from the
+the answer (``labels``, -100 elsewhere; or ``text_target_mask`` positions); ``AlexForAction`` adds an action head, a regression from the
 hidden state at each frame's last placeholder (``action_target_mask``), with an MSE loss.
 
 Outputs are transformers' ``CausalLMOutputWithPast`` (``AlexCausalLMOutput`` adds the action
@@ -123,17 +123,28 @@ class AlexTextModel(PreTrainedModel, GenerationMixin):
         frame_mask: torch.Tensor | None = None,
         actions: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> AlexCausalLMOutput:
-        """``kwargs`` go to the LM as they are (its cache, ``use_cache``, ``position_ids``...)."""
+        """``labels`` (B, L): the answer's token ids where they stand, -100 elsewhere (shifted here,
+        as transformers' causal LMs do). ``position_ids`` default to counting real tokens only,
+        so a sample's outputs do not depend on the padding its batch needs, left or right.
+        Other ``kwargs`` go to the LM as they are (its cache, ``use_cache``...)."""
         if inputs_embeds is None:
             inputs_embeds = self.embed(input_ids, video_frame_mask, timestamp, video_features, video_frames, frame_mask)
+        if position_ids is None and attention_mask is not None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, L)
         need_hidden = self.config.action_dim > 0 and action_target_mask is not None
         asked_hidden = bool(kwargs.pop("output_hidden_states", False))
-        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
                                   output_hidden_states=need_hidden or asked_hidden, **kwargs)
         lm_loss = None
-        if text_target_mask is not None and input_ids is not None and text_target_mask[:, :-1].any():
+        if labels is not None:
+            if (labels[:, 1:] != -100).any():
+                logits = out.logits[:, :-1].flatten(0, 1).float()  # position i predicts token i + 1
+                lm_loss = nn.functional.cross_entropy(logits, labels[:, 1:].flatten(), ignore_index=-100)
+        elif text_target_mask is not None and input_ids is not None and text_target_mask[:, :-1].any():
             predict = text_target_mask[:, :-1]  # position i predicts token i + 1
             logits = out.logits[:, :-1][predict].float()
             lm_loss = nn.functional.cross_entropy(logits, input_ids[:, 1:][predict])
@@ -158,7 +169,7 @@ class AlexTextModel(PreTrainedModel, GenerationMixin):
         with this head's ``generation_config`` (greedy, ``max_new_tokens``; keyword arguments override it)."""
         embeds = self.embed(input_ids, video_frame_mask, timestamp, video_features, video_frames, frame_mask)
         kwargs.setdefault("generation_config", self.generation_config)
-        for key in ("action_target_mask", "text_target_mask", "actions"):
+        for key in ("action_target_mask", "text_target_mask", "actions", "labels"):
             kwargs.pop(key, None)
         return self.language_model.generate(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
 

@@ -6,10 +6,13 @@ inputs, exactly the seed's keys (seeds/000):
   last frame before them (0 before any frame);
 - ``video_frame_mask`` (B, L) bool: positions holding a frame token;
 - ``action_target_mask`` (B, L) bool: the last placeholder of each frame (it predicts the action);
-- ``text_target_mask`` (B, L) bool: positions whose next token is text (they predict it);
+- ``text_target_mask`` (B, L) bool: positions whose next token is answer text (the target and
+  its EOS: they predict it; the prompt and the question are never trained on, as in LLaVA);
 - ``actions`` (B, T, A) when actions are given;
 plus what batching needs: ``attention_mask``, ``video_features`` (B, T, k, D) and ``frame_mask``
-(B, T) for padded frames. Inputs may be text only, frames only (pseudo timestamps at
+(B, T) for padded frames, and with targets or actions ``labels`` (B, L): the transformers convention, each
+answer token's own id (aligned with ``input_ids``, the model shifts) and -100 everywhere else.
+A target always ends in the tokenizer's EOS, whatever its post-processor does. Inputs may be text only, frames only (pseudo timestamps at
 ``default_fps`` when none are given) or text then frames (frames go at ``<video>`` if the text has
 it, else after the text). Right padding for training, left padding for generation.
 
@@ -57,7 +60,7 @@ class AlexProcessor(ProcessorMixin):
 
     def sequence(self, text: str | None, frames: int, timestamps: np.ndarray | None, target: str | None = None,
                  eos: bool = False) -> dict[str, list]:
-        """One sample as lists: ids, timestamps, and the three masks."""
+        """One sample as lists: ids, timestamps, the three masks and labels (-100 but on the answer)."""
         if frames and timestamps is None:  # frames only, no times: a pseudo clock at the default fps
             timestamps = np.arange(frames, dtype=np.float64) / self.default_fps
         text = text or ""
@@ -68,28 +71,32 @@ class AlexProcessor(ProcessorMixin):
         times: list[float] = []
         frame_mask: list[bool] = []
         action_mask: list[bool] = []
-        is_text: list[bool] = []
+        answer: list[bool] = []  # positions holding answer tokens (the target and its EOS)
         now = 0.0
 
-        def add_text(piece: str) -> None:
+        def add_text(piece: str, is_answer: bool = False) -> None:
             for token in self._text_ids(piece):
-                ids.append(token), times.append(now), frame_mask.append(False), action_mask.append(False), is_text.append(True)
+                ids.append(token), times.append(now), frame_mask.append(False), action_mask.append(False)
+                answer.append(is_answer)
 
         add_text(before)
         for f in range(frames):
             now = float(timestamps[f])
             for k in range(self.tokens_per_frame):
                 ids.append(self.frame_token_id), times.append(now), frame_mask.append(True)
-                action_mask.append(k == self.tokens_per_frame - 1), is_text.append(False)
+                action_mask.append(k == self.tokens_per_frame - 1), answer.append(False)
         add_text(after)
         if target:
-            add_text(target)
-        if eos and self.tokenizer.eos_token_id is not None:
+            add_text(target, is_answer=True)
+        if eos:
+            if self.tokenizer.eos_token_id is None:
+                raise ValueError("the tokenizer has no EOS token: a generated answer could never end")
             ids.append(self.tokenizer.eos_token_id), times.append(now), frame_mask.append(False), action_mask.append(False)
-            is_text.append(True)
-        text_target = [is_text[i + 1] if i + 1 < len(ids) else False for i in range(len(ids))]
+            answer.append(True)
+        text_target = [answer[i + 1] if i + 1 < len(ids) else False for i in range(len(ids))]
+        labels = [token if is_answer else -100 for token, is_answer in zip(ids, answer)]
         return {"input_ids": ids, "timestamp": times, "video_frame_mask": frame_mask,
-                "action_target_mask": action_mask, "text_target_mask": text_target}
+                "action_target_mask": action_mask, "text_target_mask": text_target, "labels": labels}
 
     def __call__(
         self,
@@ -131,6 +138,12 @@ class AlexProcessor(ProcessorMixin):
             out["timestamp"][b, where] = torch.tensor(sample["timestamp"], dtype=torch.float32)
             for key in ("video_frame_mask", "action_target_mask", "text_target_mask"):
                 out[key][b, where] = torch.tensor(sample[key], dtype=torch.bool)
+        if targets is not None or actions is not None:  # training: the Trainer finds its targets under `labels`
+            out["labels"] = torch.full((batch, length), -100, dtype=torch.long)
+            for b, sample in enumerate(samples):
+                n = len(sample["labels"])
+                where = slice(length - n, length) if padding_side == "left" else slice(0, n)
+                out["labels"][b, where] = torch.tensor(sample["labels"], dtype=torch.long)
         if visual is not None and any(v is not None and len(v) for v in visuals):
             key = "video_frames" if video_frames is not None else "video_features"
             out[key], out["frame_mask"] = self._pad_frames(visuals)
