@@ -11,9 +11,10 @@ SENTINELS = [f"<extra_id_{i}>" for i in range(20)]
 PREFIXES = ["caption:", "vqa:", "classify:", "span:"]
 
 
-def word_tokenizer(texts: Iterable[str], extra_tokens: Iterable[str] = ()):
+def word_tokenizer(texts: Iterable[str], extra_tokens: Iterable[str] = (), append_eos: bool = True):
     """A word-level fast tokenizer over the words of ``texts`` (T5 conventions: <pad> 0, </s> 1,
-    <unk> 2, sentinels <extra_id_N>, </s> appended to every sequence)."""
+    <unk> 2, sentinels <extra_id_N>; </s> appended to every sequence unless ``append_eos`` is False:
+    a tokenizer with no post-processor, as many built with the ``tokenizers`` library are)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
@@ -21,19 +22,20 @@ def word_tokenizer(texts: Iterable[str], extra_tokens: Iterable[str] = ()):
     vocab = {token: i for i, token in enumerate(SPECIAL + SENTINELS + [w for w in words if w not in SPECIAL + SENTINELS])}
     tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    if append_eos:
+        tokenizer.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
                                    additional_special_tokens=SENTINELS)
 
 
-def make_tiny_t5(folder: str | Path, texts: Iterable[str], seed: int = 0, d_model: int = 64) -> Path:
+def make_tiny_t5(folder: str | Path, texts: Iterable[str], seed: int = 0, d_model: int = 64, append_eos: bool = True) -> Path:
     """A randomly initialised T5 (2 + 2 layers) and a word tokenizer for ``texts``, saved as a
     checkpoint folder that ``alex train --head t5 --t5 FOLDER`` loads like a hub model."""
     import torch
     from transformers import T5Config, T5ForConditionalGeneration
 
     folder = Path(folder)
-    tokenizer = word_tokenizer(texts)
+    tokenizer = word_tokenizer(texts, append_eos=append_eos)
     config = T5Config(vocab_size=len(tokenizer), d_model=d_model, d_kv=d_model // 4, d_ff=2 * d_model, num_layers=2,
                       num_decoder_layers=2, num_heads=4, dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0,
                       eos_token_id=1)

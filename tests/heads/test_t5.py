@@ -165,3 +165,69 @@ def test_word_tokenizer_has_t5_conventions():
     tokenizer = word_tokenizer(["a b c"])
     assert (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == (0, 1, 2)
     assert tokenizer("a b")["input_ids"][-1] == 1 and "<extra_id_0>" in tokenizer.get_vocab()
+
+
+@pytest.mark.parametrize("append_eos", [True, False])
+def test_targets_end_in_exactly_one_eos_whatever_the_tokenizer(append_eos):
+    from alex.heads.llm import AlexProcessor
+
+    tokenizer = word_tokenizer(["the digit 7 moves left caption:"], append_eos=append_eos)
+    assert (tokenizer("the digit")["input_ids"][-1] == 1) == append_eos  # with and without a post-processor
+    batch = AlexT5Processor(tokenizer)(["caption:", "caption: the"], ["the digit 7", "left"])
+    assert batch["labels"].tolist() == [[tokenizer.convert_tokens_to_ids(w) for w in "the digit 7".split()] + [1],
+                                        [tokenizer.convert_tokens_to_ids("left"), 1, -100, -100]]
+    assert batch["input_ids"][0].tolist()[:2] == [tokenizer.convert_tokens_to_ids("caption:"), 1]
+    llm = AlexProcessor(word_tokenizer(["the digit 7 caption:"], append_eos=append_eos))
+    out = llm(text=["caption:"], targets=["the digit 7"])
+    assert out["input_ids"][0].tolist()[-1] == 1 and out["input_ids"][0].tolist().count(1) == 1
+
+
+def test_a_t5_whose_tokenizer_adds_no_eos_still_learns_to_stop(digits, tmp_path):
+    data, store = digits
+    captions = [json.loads(line)["text"] for line in data.captions.read_text().splitlines()]
+    model = make_tiny_t5(tmp_path / "t5", captions, append_eos=False)
+    metrics = train(T5Options(features=store, labels=data.captions, output=tmp_path / "cap", model=str(model),
+                              inputs=["p32"], epochs=30, learning_rate=2e-3, device="cpu"))
+    assert metrics["test"]["exact_match"] >= 0.5
+    assert all(len(e["generated"].split()) == 5 for e in metrics["test"]["examples"])  # "the digit N moves DIRECTION"
+
+
+def test_relative_position_bias_is_between_text_tokens_only(tiny_t5):
+    model, _ = head(tiny_t5)
+    attention = model.t5.encoder.block[0].layer[0].SelfAttention
+    plain = type(attention).compute_bias(attention, 3, 3)  # (1, H, 3, 3): T5's own bias for 3 text tokens
+    model._text_length = 3
+    joint = attention.compute_bias(3 + 5, 3 + 5)
+    model._text_length = None
+    assert joint.shape == (1, plain.shape[1], 8, 8)
+    torch.testing.assert_close(joint[:, :, :3, :3], plain)
+    assert joint[:, :, 3:].abs().sum() == 0 and joint[:, :, :, 3:].abs().sum() == 0
+
+
+def test_a_video_gives_the_same_logits_and_text_alone_and_in_any_batch(tiny_t5):
+    """Neighbours with longer and shorter prompts and videos pad this one's prompt and video."""
+    model, _ = head(tiny_t5)
+    processor = AlexT5Processor(word_tokenizer(["caption: vqa: what moves where the digit 7 left up"]))
+    prompts = ["vqa: what moves", "caption:", "vqa: what moves where the digit 7 left up"]
+    lengths = [4, 6, 2]
+    g = torch.Generator().manual_seed(0)
+    clips = [torch.randn(n, 16, generator=g) for n in lengths]
+
+    def batch(rows):
+        text = processor([prompts[r] for r in rows], ["the digit 7"] * len(rows))
+        longest = max(lengths[r] for r in rows)
+        features = torch.zeros(len(rows), longest, 16)
+        masks = torch.zeros(len(rows), longest, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            features[i, : lengths[r]], masks[i, : lengths[r]] = clips[r], True
+        times = torch.arange(longest).float().expand(len(rows), longest) * 0.5
+        return dict(text, features={"clip": features}, timestamps={"clip": times}, masks={"clip": masks})
+
+    alone, together = batch([0]), batch([0, 1, 2])
+    with torch.no_grad():
+        a, b = model(**alone).logits, model(**together).logits
+    torch.testing.assert_close(b[0], a[0], rtol=1e-5, atol=1e-5)
+    generate = dict(max_new_tokens=5, eos_token_id=None)
+    without_labels = {k: v for k, v in alone.items() if k != "labels"}
+    assert model.generate(**without_labels, **generate)[0].tolist() == \
+        model.generate(**{k: v for k, v in together.items() if k != "labels"}, **generate)[0].tolist()

@@ -2,7 +2,11 @@
 Generation"; seeds/004). The visual features are encoded outside the model (here: once, by
 ``alex extract``); ``VisualEmbedding`` projects them into T5's width, and the joint encoder
 reads the text token embeddings followed by the visual embeddings under one attention mask.
-T5's decoder generates the answer: a caption, an answer, or a class's label word."""
+T5's decoder generates the answer: a caption, an answer, or a class's label word.
+
+As in VL-T5's ``JointEncoder``, T5's relative position bias applies between text tokens only: the
+visual tokens get none (their order and time come from their own embeddings), so a video's
+outputs do not depend on how far its prompt is padded in a batch."""
 
 from __future__ import annotations
 
@@ -60,6 +64,8 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         self.t5 = t5 if t5 is not None else T5ForConditionalGeneration(text)
         self.visual = VisualEmbedding(config.inputs, config.input_dims, text.d_model, config.timestamp_encoding,
                                       config.max_steps)
+        self._text_length: int | None = None  # text tokens ahead of the visual ones in the encoder call under way
+        _bias_between_text_only(self.t5.encoder.block[0].layer[0].SelfAttention, self)
         self.post_init()
 
     def joint_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -75,7 +81,11 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
 
     def encode(self, input_ids, attention_mask=None, features=None, timestamps=None, masks=None):
         embeds, mask = self.joint_inputs(input_ids, attention_mask, features, timestamps, masks)
-        return self.t5.get_encoder()(inputs_embeds=embeds, attention_mask=mask), mask
+        self._text_length = input_ids.shape[1]
+        try:
+            return self.t5.get_encoder()(inputs_embeds=embeds, attention_mask=mask), mask
+        finally:
+            self._text_length = None
 
     def forward(
         self,
@@ -113,6 +123,24 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         super()._init_weights(module)
         if isinstance(module, Time2Vec):
             module.reset_time_parameters()
+
+
+
+def _bias_between_text_only(attention: nn.Module, head: AlexT5ForConditionalGeneration) -> None:
+    """Make the encoder's relative position bias (computed once, by its first attention layer, and
+    shared by the others) cover text-text pairs only: (1, H, L, L) for the ``head._text_length``
+    text tokens, zeros wherever a visual token is involved (VL-T5, Cho et al. 2021)."""
+    compute = attention.compute_bias
+
+    def compute_bias(query_length: int, key_length: int, device: Any = None, **kwargs: Any) -> torch.Tensor:
+        text = head._text_length
+        if text is None or (query_length, key_length) == (text, text):
+            return compute(query_length, key_length, device=device, **kwargs)
+        kwargs = {k: v[:text] if torch.is_tensor(v) else v for k, v in kwargs.items()}  # positions, as they are named
+        bias = compute(text, text, device=device, **kwargs)  # (1, H, L, L)
+        return nn.functional.pad(bias, (0, key_length - text, 0, query_length - text))  # (1, H, L + N, L + N)
+
+    attention.compute_bias = compute_bias
 
 
 register_model(AlexT5ForConditionalGeneration, "AutoModelForSeq2SeqLM")

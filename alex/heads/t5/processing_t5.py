@@ -60,7 +60,9 @@ def span_corrupt(ids: Sequence[int], sentinels: Sequence[int], rng: np.random.Ge
 
 class AlexT5Processor(ProcessorMixin):
     """Prompts (and targets) -> ``input_ids``, ``attention_mask`` (and ``labels``, -100 on padding),
-    at most ``max_length`` tokens each. Saved in the run folder with its tokenizer."""
+    at most ``max_length`` tokens each, every sequence ending in the tokenizer's EOS whatever its
+    post-processor does (a T5 that never sees ``</s>`` in its targets never learns to stop).
+    Saved in the run folder with its tokenizer."""
 
     def __init__(self, tokenizer: Any, max_length: int = 64, **kwargs: Any):
         self.max_length = max_length
@@ -70,14 +72,21 @@ class AlexT5Processor(ProcessorMixin):
         vocab = self.tokenizer.get_vocab()
         return [vocab[f"<extra_id_{i}>"] for i in range(100) if f"<extra_id_{i}>" in vocab]
 
+    def ids(self, text: str) -> list[int]:
+        """Token ids of ``text``, at most ``max_length`` with the EOS that always ends them."""
+        eos = self.tokenizer.eos_token_id
+        if eos is None:
+            raise ValueError("the tokenizer has no EOS token: a generated answer could never end")
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if ids and ids[-1] == eos:
+            ids = ids[:-1]
+        return ids[: self.max_length - 1] + [eos]
+
     def __call__(self, text: Sequence[str], targets: Sequence[str] | None = None, **kwargs: Any) -> dict[str, torch.Tensor]:
-        encoded = self.tokenizer(list(text), padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
-        out = {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+        input_ids, attention_mask = pad([self.ids(t) for t in text], self.tokenizer.pad_token_id)
+        out = {"input_ids": input_ids, "attention_mask": attention_mask}
         if targets is not None:
-            labels = self.tokenizer(list(targets), padding=True, truncation=True, max_length=self.max_length,
-                                    return_tensors="pt")["input_ids"]
-            labels[labels == self.tokenizer.pad_token_id] = -100  # no loss on padding
-            out["labels"] = labels
+            out["labels"] = pad([self.ids(t) for t in targets], -100)[0]  # no loss on padding
         return out
 
     def span_corrupted(self, text: Sequence[str], targets: Sequence[str], rng: np.random.Generator) -> dict[str, torch.Tensor]:
