@@ -403,3 +403,16 @@ def test_a_fifth_head_is_one_folder_and_one_registry_entry(small, tmp_path):
     assert result.returncode == 0 and json.loads(result.stdout)["videos"] == 4, result.stderr[-3000:]
     result = alex("predict", str(run), "--features", store, "-o", str(tmp_path / "p.parquet"))
     assert result.returncode == 0 and "predicted 24 video(s)" in result.stdout, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("head", ["t5", "llm"])
+def test_generative_predictions_do_not_depend_on_the_batch_size(runs, small, tmp_path, head):
+    import pyarrow.parquet as pq
+
+    tables = []
+    for batch in ("1", "16"):
+        result = runner.invoke(app, ["predict", str(runs[head][0]), "--features", str(small["store"]), "-o",
+                                     str(tmp_path / f"{batch}.parquet"), "--batch-size", batch])
+        assert result.exit_code == 0, result.output
+        tables.append(pq.read_table(tmp_path / f"{batch}.parquet").to_pydict())
+    assert tables[0] == tables[1] and len(tables[0]["text"]) == 24
