@@ -31,3 +31,27 @@ def load_for_frames(run_dir: str | Path, device: str = "cpu") -> tuple[Any, Any]
 
     model = load_head(run_dir)
     return model, attach_image_encoder(model, device)
+
+
+def read_frames(video: str | Path, encoder: Any, fps: float = 1.0, num_frames: int | None = None) -> tuple[Any, Any]:
+    """Decode ``video`` as ``alex extract`` would for ``encoder`` (the same sampling on real
+    timestamps, the same preprocessing): (frames (T, ...) as the model's ``video_frames`` take them,
+    timestamps (T,) in seconds from the first sampled frame, the clock heads are trained on)."""
+    import numpy as np
+
+    from alex.errors import VideoDecodeError
+    from alex.pipeline.sampling import Sampling
+    from alex.pipeline.workers import DecodeTask, decode_task
+
+    sampling = Sampling(fps=None, num_frames=num_frames) if num_frames is not None else Sampling(fps=fps)
+    chunks = []
+    for message in decode_task(DecodeTask(0, str(video), {"frames": encoder.steps}, sampling, video_id=str(video))):
+        if message[0] == "steps":
+            chunks.append(message[3])
+        elif message[0] == "error":
+            raise VideoDecodeError(str(video), message[2])
+    if not chunks:
+        raise VideoDecodeError(str(video), "no frame was sampled")
+    frames = np.concatenate([c.data for c in chunks])  # (T, ...)
+    times = np.concatenate([c.t_start for c in chunks])  # (T,) container times
+    return frames, times - times[0]

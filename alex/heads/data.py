@@ -6,10 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+import numpy as np
+
 from alex.errors import UsageError
 from alex.heads.labels import LabelTable
 from alex.heads.options import SPLITS
-from alex.store.dataset import FeatureDataset, input_arrays, locate
+from alex.store.dataset import FeatureDataset, first_frame_times, input_arrays, locate
 from alex.store.reader import Store
 
 
@@ -81,3 +83,16 @@ def make_dataset(store: Store, video_ids: list[str], inputs: Sequence[str], augm
     the fields its item carries besides features (a label id, a prompt and target text, actions)."""
     arrays, dims = input_arrays(store, inputs)
     return FeatureDataset(locate(store, video_ids, inputs), inputs, None, arrays, dims, augment=augment, extras=extras)
+
+
+def step_times(store: Store, encoder: str, video_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Each video's step start times for ``encoder``, in seconds from its first stored frame (the
+    clock of actions files and predictions)."""
+    first = first_frame_times(store, video_ids)
+    rows = store.con.execute(
+        "SELECT video_id, list(t_start ORDER BY index) FROM frames WHERE encoder = $encoder "
+        "AND video_id IN (SELECT unnest($ids)) GROUP BY video_id",
+        {"encoder": encoder, "ids": list(video_ids)},
+    ).fetchall()
+    times = {video_id: np.asarray(values, dtype=np.float64) - first[video_id] for video_id, values in rows}
+    return {v: times.get(v, np.zeros(0)) for v in video_ids}

@@ -106,6 +106,7 @@ class _Pending:
     t_end: float
     padded: int
     data: np.ndarray  # one step's encoder input: (h, w, 3) pixels, (T, h, w, 3) clip, audio features
+    frame_times: np.ndarray | None = None  # (T,) a clip's frames' start times
 
 
 def parse_encoders(texts: list[str]) -> list[EncoderSpec]:
@@ -315,7 +316,7 @@ class _Run:
         video.received[name] += n
         self.buffers[name].extend(
             _Pending(video.task_id, int(chunk.index[i]), float(chunk.t_start[i]), float(chunk.t_end[i]),
-                     int(chunk.padded[i]), chunk.data[i])
+                     int(chunk.padded[i]), chunk.data[i], None if chunk.frame_times is None else chunk.frame_times[i])
             for i in range(n)
         )
         while len(self.buffers[name]) >= self.options.batch_size:
@@ -369,6 +370,7 @@ class _Run:
                 pooled=pooled[start:stop],
                 arrays={key: value[start:stop] for key, value in arrays.items()},
                 padded=np.array([r.padded for r in rows], dtype=np.int16),
+                frame_times=np.stack([r.frame_times for r in rows]) if rows[0].frame_times is not None else None,
             )
             try:
                 self.writer.append(video.file.video_id, name, steps)

@@ -22,6 +22,7 @@ class Step:
     t_end: float
     data: np.ndarray  # what the encoder consumes: uint8 pixels, float frames, audio features...
     padded: int = 0  # frames repeated to fill a clip past the end of the video
+    frame_times: np.ndarray | None = None  # (clip_frames,) a clip's frames' own start times (repeats: the last's)
 
 
 class FrameSteps:
@@ -65,7 +66,8 @@ class ClipSteps:
         frames = self._frames[: self.clip_frames]
         padded = self.clip_frames - len(frames)
         data = np.stack([f[3] for f in frames] + [frames[-1][3]] * padded)  # (T, ...)
-        step = Step(self._clips, frames[0][1], frames[-1][2], data, padded)
+        times = np.array([f[1] for f in frames] + [frames[-1][1]] * padded, dtype=np.float64)  # (T,)
+        step = Step(self._clips, frames[0][1], frames[-1][2], data, padded, times)
         self._clips += 1
         self._covered_to = frames[-1][0]
         self._next_start += self.stride

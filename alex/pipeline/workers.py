@@ -51,6 +51,7 @@ class StepChunk:
     t_end: np.ndarray  # (N,) float64 seconds
     padded: np.ndarray  # (N,) int16: frames repeated to complete a clip
     data: np.ndarray  # (N, ...) the encoder's input
+    frame_times: np.ndarray | None = None  # (N, clip_frames) float64: each clip frame's start time
 
 
 @dataclass
@@ -72,6 +73,7 @@ def _pack(steps: list[Step]) -> StepChunk:
         t_end=np.array([s.t_end for s in steps], dtype=np.float64),
         padded=np.array([s.padded for s in steps], dtype=np.int16),
         data=np.stack([s.data for s in steps]),
+        frame_times=np.stack([s.frame_times for s in steps]) if steps[0].frame_times is not None else None,
     )
 
 

@@ -6,7 +6,13 @@ reads by slicing. Larger arrays (token grids, audio windows, augmented views) co
 read once at the start when they fit ``memory_budget`` (4 GiB), else per item, with files
 opened lazily once per process (several DataLoader workers each get their own handles). Items hold values as stored (float16 by default); ``collate_features``
 pads variable lengths, converting to float32 as it copies, and says which steps are real with masks. Token arrays (T, ..., D) are flattened to
-(T * tokens, D), each token carrying its step's time.
+(T * tokens, D); each token carries its own time (a clip's token grid (T, F', ..., D) gives the
+tokens of temporal slice j the time of the clip frame they start at, from ``frame_t_start``;
+other tokens their step's time) and its step's index.
+
+One clock: times are seconds from the video's first stored frame (``DatasetIndex.t0``, the
+earliest ``t_start`` of any encoder of the video), the clock of actions files, raw frames and
+predictions too; stored ``t_start`` values stay container times.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from alex.store.layout import EMBEDDING, T_START, VIEWS
+from alex.store.layout import EMBEDDING, FRAME_T_START, T_START, VIEWS
 from alex.store.reader import Store, read_pooled
 
 
@@ -32,6 +38,7 @@ class DatasetIndex:
     video_ids: list[str]
     locations: list[dict[str, tuple[str, str]]]  # per video: input -> (hdf5 file, group)
     frames: list[dict[str, str]] | None = None  # per video: input -> frames Parquet file
+    t0: list[float] | None = None  # per video: container time of its first stored frame (the clock's zero)
 
 
 def input_arrays(store: Store, inputs: Sequence[str]) -> tuple[dict[str, str], dict[str, int]]:
@@ -45,7 +52,18 @@ def locate(store: Store, video_ids: Sequence[str], inputs: Sequence[str]) -> Dat
     for video_id in video_ids:
         locations.append({name: tuple(map(str, store.array_location(video_id, name))) for name in inputs})
         frames.append({name: str(store.frames_file(video_id, name)) for name in inputs})
-    return DatasetIndex(list(video_ids), locations, frames)
+    first = first_frame_times(store, video_ids)
+    return DatasetIndex(list(video_ids), locations, frames, [first.get(v, 0.0) for v in video_ids])
+
+
+def first_frame_times(store: Store, video_ids: Sequence[str]) -> dict[str, float]:
+    """Each video's first stored frame (the earliest ``t_start`` of any of its encoders): the zero of
+    the clock heads see."""
+    rows = store.con.execute(
+        "SELECT video_id, min(t_start) FROM frames WHERE video_id IN (SELECT unnest($ids)) GROUP BY video_id",
+        {"ids": list(video_ids)},
+    ).fetchall()
+    return {video_id: float(t) for video_id, t in rows}
 
 
 class PooledTable:
@@ -91,7 +109,7 @@ class FeatureDataset(Dataset):
         self._files: dict[str, h5py.File] = {}
         self._pid = os.getpid()
         # HDF5 arrays that fit the budget are read once here; the rest are read per item.
-        self.resident: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}  # (item, input) -> (array, times)
+        self.resident: dict[tuple[int, str], tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}  # -> (array, times, frame times)
         self._views: set[tuple[int, str]] = set()  # (item, input) that draw one of K augmented views per read
         self._make_resident(memory_budget)
         self._items: dict[int, dict[str, Any]] = {}
@@ -116,7 +134,8 @@ class FeatureDataset(Dataset):
             return
         for (i, name), (array, _) in sizes.items():
             group = self._group(i, name)
-            self.resident[(i, name)] = (group[array][()], group[T_START][()])
+            frame_times = group[FRAME_T_START][()] if FRAME_T_START in group else None
+            self.resident[(i, name)] = (group[array][()], group[T_START][()], frame_times)
 
     def __len__(self) -> int:
         return len(self.index.video_ids)
@@ -134,29 +153,31 @@ class FeatureDataset(Dataset):
         handle = self._file(path)
         return handle[group_name] if handle is not None and group_name in handle else None
 
-    def read(self, i: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        """input -> (features (T, ...) as stored, start times (T,)); zero steps read as empty."""
+    def read(self, i: int) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """input -> (features (T, ...) as stored, container start times (T,), a clip's frame start
+        times (T, F) or None); zero steps read as empty."""
         video_id = self.index.video_ids[i]
         out = {}
         for name in self.inputs:
             key = (i, name)
             if key in self.resident or key in self._views:
-                values, t_start = self.resident.get(key) or self._read_hdf5(i, name, VIEWS if key in self._views else None)
+                values, t_start, frame_times = self.resident.get(key) or self._read_hdf5(i, name, VIEWS if key in self._views else None)
                 if key in self._views:  # (T, K, D): one view at random
                     values = values[:, int(torch.randint(values.shape[1], ()).item())]
-                out[name] = (values, t_start)
+                out[name] = (values, t_start, frame_times)
             elif name in self.pooled:
                 t_start, values = self.pooled[name].get(video_id)
-                out[name] = (values, t_start)
+                out[name] = (values, t_start, None)
             else:
                 out[name] = self._read_hdf5(i, name)
         return out
 
-    def _read_hdf5(self, i: int, name: str, array: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _read_hdf5(self, i: int, name: str, array: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         group = self._group(i, name)
         if group is None:
-            return np.zeros((0, self.dims.get(name, 0)), np.float32), np.zeros(0)
-        return group[array or self.arrays[name]][()], group[T_START][()]
+            return np.zeros((0, self.dims.get(name, 0)), np.float32), np.zeros(0), None
+        frame_times = group[FRAME_T_START][()] if FRAME_T_START in group else None
+        return group[array or self.arrays[name]][()], group[T_START][()], frame_times
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         cached = self._items.get(i)
@@ -175,17 +196,22 @@ class FeatureDataset(Dataset):
 
     def _build(self, i: int) -> dict[str, Any]:
         raw = self.read(i)
-        t0 = min((float(t[0]) for _, t in raw.values() if len(t)), default=0.0)
-        features, timestamps = {}, {}
-        for name, (values, times) in raw.items():
-            steps = values.shape[0]
-            tokens = values.reshape(steps, -1, values.shape[-1])  # (T, tokens per step, D)
+        if self.index.t0 is not None:
+            t0 = self.index.t0[i]
+        else:  # an index without the store's clock: the first step of these inputs
+            t0 = min((float(t[0]) for _, t, _ in raw.values() if len(t)), default=0.0)
+        features, timestamps, steps = {}, {}, {}
+        for name, (values, times, frame_times) in raw.items():
+            count = values.shape[0]
+            tokens = values.reshape(count, -1, values.shape[-1])  # (T, tokens per step, D)
             # As stored (float16 by default, a view where it can be): collate_features converts to
             # float32 while it pads, one copy per batch instead of one per item.
             features[name] = torch.from_numpy(np.ascontiguousarray(tokens.reshape(-1, values.shape[-1])))
-            per_token = times - t0 if tokens.shape[1] == 1 else np.repeat(times - t0, tokens.shape[1])
+            per_token = token_times(values, times, frame_times) - t0  # (T * tokens,)
             timestamps[name] = torch.from_numpy(per_token.astype(np.float32))
-        item: dict[str, Any] = {"video_id": self.index.video_ids[i], "features": features, "timestamps": timestamps}
+            steps[name] = torch.from_numpy(np.repeat(np.arange(count, dtype=np.int64), tokens.shape[1]))
+        item: dict[str, Any] = {"video_id": self.index.video_ids[i], "features": features, "timestamps": timestamps,
+                                "steps": steps}
         if self.labels is not None:
             item["labels"] = self.labels[i]
         if self.extras is not None:
@@ -203,20 +229,41 @@ class FeatureDataset(Dataset):
         self._files = {}
 
 
+def token_times(values: np.ndarray, times: np.ndarray, frame_times: np.ndarray | None) -> np.ndarray:
+    """Container time of each token of ``values`` (T, ..., D) flattened to (T * tokens,): a clip's
+    token grid (T, F', ..., D) with its frames' times (T, F) gives temporal slice j the time of
+    frame j * F / F'; any other token gets its step's start time."""
+    count = values.shape[0]
+    per_step = int(np.prod(values.shape[1:-1], dtype=np.int64)) if values.ndim > 2 else 1
+    if frame_times is not None and values.ndim > 3 and frame_times.shape[1] % values.shape[1] == 0:
+        slices = values.shape[1]
+        per_slice = frame_times[:, :: frame_times.shape[1] // slices][:, :slices]  # (T, F')
+        return np.repeat(per_slice.reshape(-1), per_step // slices)
+    return np.repeat(np.asarray(times, dtype=np.float64), per_step) if count else np.zeros(0)
+
+
 def collate_features(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Pad each input to the longest in the batch: features (B, T, D), timestamps (B, T), masks (B, T) bool."""
+    """Pad each input to the longest in the batch: features (B, T, D), timestamps (B, T), masks (B, T)
+    bool, and (when items carry them) each token's step index, steps (B, T)."""
     batch: dict[str, Any] = {"features": {}, "timestamps": {}, "masks": {}}
+    if "steps" in items[0]:
+        batch["steps"] = {}
     for name in items[0]["features"]:
         lengths = [item["features"][name].shape[0] for item in items]
         longest, dim = max(lengths), items[0]["features"][name].shape[1]
         features = torch.zeros(len(items), longest, dim)
         timestamps = torch.zeros(len(items), longest)
         masks = torch.zeros(len(items), longest, dtype=torch.bool)
+        steps = torch.zeros(len(items), longest, dtype=torch.long) if "steps" in batch else None
         for b, (item, n) in enumerate(zip(items, lengths)):
             features[b, :n] = item["features"][name]
             timestamps[b, :n] = item["timestamps"][name]
             masks[b, :n] = True
+            if steps is not None:
+                steps[b, :n] = item["steps"][name]
         batch["features"][name], batch["timestamps"][name], batch["masks"][name] = features, timestamps, masks
+        if steps is not None:
+            batch["steps"][name] = steps
     if "labels" in items[0]:
         batch["labels"] = torch.tensor([item["labels"] for item in items], dtype=torch.long)
     return batch

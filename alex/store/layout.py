@@ -6,7 +6,7 @@ A store is a folder::
     segments/<segment>/videos.parquet      one row per video processed in this segment
     segments/<segment>/items.parquet       one row per (video, encoder) extracted (or failed) in this segment
     segments/<segment>/frames/<encoder>.parquet   one row per sampled step, pooled embedding
-    segments/<segment>/arrays.h5     /<encoder>/<video key>/{tokens | logmel | views, t_start, t_end}
+    segments/<segment>/arrays.h5     /<encoder>/<video key>/{tokens | logmel | views, t_start, t_end[, frame_t_start]}
 
 Each value is stored once: the pooled vector of a step (what search and per-frame heads use)
 lives in the ``frames`` Parquet; HDF5 holds only the larger arrays some encoders add (token
@@ -46,6 +46,7 @@ EMBEDDING = "embedding"
 VIEWS = "views"  # (T, K, D): K augmented views per step, view 0 plain (extract --views K)
 T_START = "t_start"
 T_END = "t_end"
+FRAME_T_START = "frame_t_start"  # (T, F) float64: the start time of each of a clip's F frames (clip encoders)
 
 STORE_DTYPES = ("float16", "float32")
 

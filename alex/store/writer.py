@@ -36,6 +36,7 @@ from alex.store.layout import (
     STATUS_ERROR,
     STATUS_OK,
     STORE_JSON,
+    FRAME_T_START,
     T_END,
     T_START,
     VIDEOS_FILE,
@@ -68,6 +69,7 @@ class StepBatch:
     pooled: np.ndarray  # (N, D)
     arrays: Mapping[str, np.ndarray]
     padded: np.ndarray | None = None  # (N,) frames repeated to complete a clip
+    frame_times: np.ndarray | None = None  # (N, F) float64: each clip frame's start time (clip encoders)
 
 
 @dataclass
@@ -198,7 +200,10 @@ class StoreWriter:
                 )
         if arrays:  # token grids, audio windows, views: HDF5. The pooled vector lives in the frames table only.
             pending = video.arrays.setdefault(encoder, {})
-            for name, values in {**arrays, T_START: np.asarray(steps.t_start), T_END: np.asarray(steps.t_end)}.items():
+            times = {T_START: np.asarray(steps.t_start), T_END: np.asarray(steps.t_end)}
+            if steps.frame_times is not None:  # a token grid per clip: each frame's time, in full precision
+                times[FRAME_T_START] = np.asarray(steps.frame_times, dtype=np.float64)
+            for name, values in {**arrays, **times}.items():
                 pending.setdefault(name, []).append(values)
                 video.pending_bytes += values.nbytes
             if video.pending_bytes > SPILL_BYTES:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from alex.errors import UsageError
+from alex.heads.data import step_times
 from alex.heads.family import HeadFamily
 from alex.heads.labels import align_actions, read_actions, read_labels
 from alex.heads.llm.options import LLMOptions
@@ -92,10 +93,11 @@ class LLMFamily(HeadFamily):
             return [{"prompt": prompt_for(task, prompt), "target": ""} for _ in video_ids]
         items = [{"prompt": prompt_for(task, targets.prompts.get(v)), "target": targets.labels[v] if task != "action" else ""}
                  for v in video_ids]
-        if task == "action":
+        if task == "action":  # on the one clock: seconds from each video's first stored frame
             (name,) = model.config.inputs
+            times = step_times(store, name, video_ids)
             for item, v in zip(items, video_ids):
-                item["actions"] = align_actions(store.arrays(v, name).t_start, *targets.actions[v])
+                item["actions"] = align_actions(times[v], *targets.actions[v])
         return items
 
     def collator(self, processor, model, options):
@@ -148,13 +150,16 @@ class LLMFamily(HeadFamily):
         import pyarrow as pa
 
         ids = dataset.index.video_ids
-        if model.config.task == "action":
+        if model.config.task == "action":  # one row per stored step: its index and its time from the first frame
             (name,) = model.config.inputs
-            times = [dataset.read(i)[name][1] for i in range(len(ids))]
-            rows = [(v, float(t), list(map(float, a))) for v, ts, p in zip(ids, times, outputs["actions"]) for t, a in zip(ts, p)]
+            k = model.config.tokens_per_frame
+            times = [dataset[i]["timestamps"][name].numpy()[::k] for i in range(len(ids))]
+            rows = [(v, step, float(t), list(map(float, a)))
+                    for v, ts, p in zip(ids, times, outputs["actions"]) for step, (t, a) in enumerate(zip(ts, p))]
             return pa.table({"video_id": pa.array([r[0] for r in rows], pa.string()),
-                             "t_start": pa.array([r[1] for r in rows], pa.float64()),
-                             "actions": pa.array([r[2] for r in rows], pa.list_(pa.float32()))})
+                             "index": pa.array([r[1] for r in rows], pa.int32()),
+                             "timestamp": pa.array([r[2] for r in rows], pa.float64()),
+                             "actions": pa.array([r[3] for r in rows], pa.list_(pa.float32()))})
         return pa.table({"video_id": pa.array(ids, pa.string()),
                          "prompt": pa.array([extra["prompt"] for extra in dataset.extras], pa.string()),
                          "text": pa.array(outputs["texts"], pa.string())})

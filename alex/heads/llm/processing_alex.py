@@ -2,8 +2,9 @@
 inputs, exactly the seed's keys (seeds/000):
 
 - ``input_ids`` (B, L): text tokens, and ``tokens_per_frame`` placeholder ids per frame;
-- ``timestamp`` (B, L) float: each frame token its frame's time; text tokens the time of the
-  last frame before them (0 before any frame);
+- ``timestamp`` (B, L) float: each frame token its frame's time (timestamps per frame (T,), or per
+  token (T, k) when a frame's tokens have their own, as a clip's token grid does); text tokens the
+  time of the last frame token before them (0 before any frame);
 - ``video_frame_mask`` (B, L) bool: positions holding a frame token;
 - ``action_target_mask`` (B, L) bool: the last placeholder of each frame (it predicts the action);
 - ``text_target_mask`` (B, L) bool: positions whose next token is answer text (the target and
@@ -80,9 +81,11 @@ class AlexProcessor(ProcessorMixin):
                 answer.append(is_answer)
 
         add_text(before)
+        per_token = np.broadcast_to(np.asarray(timestamps, dtype=np.float64).reshape(frames, -1),
+                                    (frames, self.tokens_per_frame)) if frames else None  # (T, k)
         for f in range(frames):
-            now = float(timestamps[f])
             for k in range(self.tokens_per_frame):
+                now = float(per_token[f, k])
                 ids.append(self.frame_token_id), times.append(now), frame_mask.append(True)
                 action_mask.append(k == self.tokens_per_frame - 1), answer.append(False)
         add_text(after)
@@ -179,7 +182,7 @@ class LLMCollator:
             name = next(iter(item["features"]))
             values = item["features"][name].float()
             features.append(values.reshape(-1, k, values.shape[-1]))  # (T, k, D)
-            timestamps.append(item["timestamps"][name][::k].numpy())
+            timestamps.append(item["timestamps"][name].numpy().reshape(-1, k))  # (T, k): each token its own time
         actions = [item["actions"] for item in items] if "actions" in items[0] else None
         targets = None if self.generation or not items[0].get("target") else [item["target"] for item in items]
         return self.processor(text=[item["prompt"] for item in items], video_features=features, timestamps=timestamps,

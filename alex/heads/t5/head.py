@@ -48,11 +48,12 @@ class T5Family(HeadFamily):
             check_model_available(options.model, "--model")
             base = T5ForConditionalGeneration.from_pretrained(options.model, local_files_only=local_only(options.model))
             processor = AlexT5Processor(load_tokenizer(options.model))
+            settings = dict(options.head_config)
+            settings["max_steps"] = max(settings.get("max_steps", AlexT5Config().max_steps), longest_video(store, options.inputs))
             config = AlexT5Config(
                 t5_config=base.config.to_dict(), inputs=options.inputs,
                 input_dims=[signature[name]["dim"] for name in options.inputs],
-                timestamp_encoding=options.timestamp_encoding, task=options.task, base_model=options.model,
-                **options.head_config,
+                timestamp_encoding=options.timestamp_encoding, task=options.task, base_model=options.model, **settings,
             )
             model = AlexT5ForConditionalGeneration(config, t5=base)
         model.generation_config = generation_config_for(model.t5.generation_config, options.max_new_tokens,
@@ -111,6 +112,14 @@ class T5Family(HeadFamily):
         return pa.table({"video_id": pa.array(dataset.index.video_ids, pa.string()),
                          "prompt": pa.array([extra["prompt"] for extra in dataset.extras], pa.string()),
                          "text": pa.array(outputs, pa.string())})
+
+
+def longest_video(store, inputs: list[str]) -> int:
+    """The most steps any video of the store has for one of ``inputs`` (the frame-order embedding
+    must hold them all: positions are never clamped)."""
+    (steps,) = store.con.execute("SELECT coalesce(max(num_steps), 0) FROM _items_live WHERE encoder IN (SELECT unnest($inputs))",
+                                 {"inputs": list(inputs)}).fetchone()
+    return int(steps)
 
 
 def _is_alex_t5_run(source: Path) -> bool:

@@ -17,6 +17,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel, T5ForConditionalGeneration
 from transformers.modeling_outputs import BaseModelOutput
 
+from alex.errors import UsageError
 from alex.heads.auto import register_model
 from alex.heads.t5.configuration_t5 import AlexT5Config
 from alex.heads.time_encoding import Time2Vec, build_time_encoding
@@ -24,8 +25,9 @@ from alex.heads.time_encoding import Time2Vec, build_time_encoding
 
 class VisualEmbedding(nn.Module):
     """Per input: Linear + LayerNorm of the cached features (VL-T5's feature embedding), plus a
-    time embedding of the steps' timestamps (the Time2Vec module of the LLM head) and a
-    frame-order embedding (VL-T5's image order embedding); inputs are concatenated."""
+    time embedding of each token's timestamp (the Time2Vec module of the LLM head) and a
+    frame-order embedding (VL-T5's image order embedding) of its step's index: the tokens of one
+    stored step (a clip's token grid) share their order. Inputs are concatenated."""
 
     def __init__(self, inputs: list[str], input_dims: list[int], width: int, timestamp_encoding: str, max_steps: int):
         super().__init__()
@@ -38,13 +40,20 @@ class VisualEmbedding(nn.Module):
         self.max_steps = max_steps
 
     def forward(self, features: dict[str, torch.Tensor], timestamps: dict[str, torch.Tensor],
-                masks: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> (B, N, width) embeddings and (B, N) attention mask (1 for a real step)."""
+                masks: dict[str, torch.Tensor], steps: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``steps``: per input, each token's step index (B, N) (default: one step per token).
+        -> (B, N, width) embeddings and (B, N) attention mask (1 for a real token)."""
         embeddings, keep = [], []
         for name in self.inputs:
-            x = self.feat_embedding[name](features[name].to(self.order_embedding.weight.dtype))  # (B, T, W)
-            order = torch.arange(x.shape[1], device=x.device).clamp(max=self.max_steps - 1)
-            x = x + self.order_embedding(order)[None]
+            x = self.feat_embedding[name](features[name].to(self.order_embedding.weight.dtype))  # (B, N, W)
+            real = masks[name].bool()  # (B, N)
+            order = steps[name] if steps is not None and name in steps else torch.arange(x.shape[1], device=x.device).expand_as(real)
+            order = order.masked_fill(~real, 0)  # (B, N)
+            if int(order.max()) >= self.max_steps:
+                raise UsageError(f"input '{name}' has a video of {int(order.max()) + 1} steps, more than this head's "
+                                 f"frame-order embedding holds (max_steps {self.max_steps}); train with --set "
+                                 f"max_steps={int(order.max()) + 1} or sample fewer steps")
+            x = x + self.order_embedding(order)  # (B, N, W)
             if self.time_embedding is not None:
                 x = x + self.time_embedding(timestamps[name]).to(x.dtype)
             embeddings.append(x)
@@ -70,17 +79,18 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
 
     def joint_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                      features: dict[str, torch.Tensor] | None, timestamps: dict[str, torch.Tensor] | None,
-                     masks: dict[str, torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor]:
+                     masks: dict[str, torch.Tensor] | None,
+                     steps: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Text token embeddings followed by visual embeddings, one joint mask: (B, L + N, d), (B, L + N)."""
         text = self.t5.get_input_embeddings()(input_ids)  # (B, L, d); T5 does not scale them
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         if not features:
             return text, mask
-        visual, visual_mask = self.visual(features, timestamps, masks)
+        visual, visual_mask = self.visual(features, timestamps, masks, steps)
         return torch.cat([text, visual.to(text.dtype)], dim=1), torch.cat([mask, visual_mask.to(mask.dtype)], dim=1)
 
-    def encode(self, input_ids, attention_mask=None, features=None, timestamps=None, masks=None):
-        embeds, mask = self.joint_inputs(input_ids, attention_mask, features, timestamps, masks)
+    def encode(self, input_ids, attention_mask=None, features=None, timestamps=None, masks=None, steps=None):
+        embeds, mask = self.joint_inputs(input_ids, attention_mask, features, timestamps, masks, steps)
         self._text_length = input_ids.shape[1]
         try:
             return self.t5.get_encoder()(inputs_embeds=embeds, attention_mask=mask), mask
@@ -97,18 +107,20 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         labels: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         encoder_outputs: BaseModelOutput | None = None,
+        steps: dict[str, torch.Tensor] | None = None,
         **kwargs: Any,
     ):
         if encoder_outputs is None:
-            encoder_outputs, attention_mask = self.encode(input_ids, attention_mask, features, timestamps, masks)
+            encoder_outputs, attention_mask = self.encode(input_ids, attention_mask, features, timestamps, masks, steps)
         return self.t5(encoder_outputs=encoder_outputs, attention_mask=attention_mask, labels=labels,
                        decoder_input_ids=decoder_input_ids, **kwargs)
 
     @torch.no_grad()
-    def generate(self, input_ids=None, attention_mask=None, features=None, timestamps=None, masks=None, **kwargs):
+    def generate(self, input_ids=None, attention_mask=None, features=None, timestamps=None, masks=None, steps=None,
+                 **kwargs):
         """Encode text + video once, then let T5's decoder generate with this head's
         ``generation_config`` (greedy, ``max_new_tokens``; keyword arguments override it)."""
-        encoder_outputs, mask = self.encode(input_ids, attention_mask, features, timestamps, masks)
+        encoder_outputs, mask = self.encode(input_ids, attention_mask, features, timestamps, masks, steps)
         kwargs.setdefault("generation_config", self.generation_config)
         return self.t5.generate(encoder_outputs=encoder_outputs, attention_mask=mask, **kwargs)
 
