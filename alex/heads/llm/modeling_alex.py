@@ -135,30 +135,29 @@ class AlexTextModel(PreTrainedModel, GenerationMixin):
             inputs_embeds = self.embed(input_ids, video_frame_mask, timestamp, video_features, video_frames, frame_mask)
         if position_ids is None and attention_mask is not None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)  # (B, L)
-        need_hidden = self.config.action_dim > 0 and action_target_mask is not None
-        asked_hidden = bool(kwargs.pop("output_hidden_states", False))
-        out = self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                                  output_hidden_states=need_hidden or asked_hidden, **kwargs)
+        # The decoder, then the LM head: the action head reads the last hidden state without every
+        # layer's activations being kept (output_hidden_states), and the logits are the LM's own.
+        out = self.language_model.get_decoder()(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                                position_ids=position_ids, **kwargs)
+        hidden = out.last_hidden_state  # (B, L, H)
+        logits = self.language_model.get_output_embeddings()(hidden)  # (B, L, V)
         lm_loss = None
         if labels is not None:
             if (labels[:, 1:] != -100).any():
-                logits = out.logits[:, :-1].flatten(0, 1).float()  # position i predicts token i + 1
-                lm_loss = nn.functional.cross_entropy(logits, labels[:, 1:].flatten(), ignore_index=-100)
+                predicting = logits[:, :-1].flatten(0, 1).float()  # position i predicts token i + 1
+                lm_loss = nn.functional.cross_entropy(predicting, labels[:, 1:].flatten(), ignore_index=-100)
         elif text_target_mask is not None and input_ids is not None and text_target_mask[:, :-1].any():
             predict = text_target_mask[:, :-1]  # position i predicts token i + 1
-            logits = out.logits[:, :-1][predict].float()
-            lm_loss = nn.functional.cross_entropy(logits, input_ids[:, 1:][predict])
-        predictions, action_loss = self._actions(out, action_target_mask, actions, frame_mask)
+            lm_loss = nn.functional.cross_entropy(logits[:, :-1][predict].float(), input_ids[:, 1:][predict])
+        predictions, action_loss = self._actions(hidden, action_target_mask, actions, frame_mask)
         parts = [w * l for w, l in ((self.config.lm_loss_weight, lm_loss), (self.config.action_loss_weight, action_loss))
                  if l is not None]
-        fields = dict(out)  # the LM's own fields under transformers' current names
-        if not asked_hidden:
-            fields.pop("hidden_states", None)
-        fields.update(loss=sum(parts) if parts else None, lm_loss=lm_loss, action_loss=action_loss,
+        fields = {k: v for k, v in out.items() if k != "last_hidden_state"}  # the LM's own fields, current names
+        fields.update(loss=sum(parts) if parts else None, logits=logits, lm_loss=lm_loss, action_loss=action_loss,
                       action_predictions=predictions)
         return AlexCausalLMOutput(**fields)
 
-    def _actions(self, out, action_target_mask, actions, frame_mask) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def _actions(self, hidden, action_target_mask, actions, frame_mask) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """(action predictions, action loss): none without an action head."""
         return None, None
 
@@ -197,11 +196,11 @@ class AlexForAction(AlexTextModel):
         self.action_head = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, max(1, config.action_dim)))
         self.post_init()
 
-    def _actions(self, out, action_target_mask, actions, frame_mask):
-        if action_target_mask is None or out.hidden_states is None:
+    def _actions(self, hidden, action_target_mask, actions, frame_mask):
+        if action_target_mask is None:
             return None, None
-        hidden = out.hidden_states[-1][action_target_mask]  # (frames in the batch, H)
-        predictions = self.action_head(hidden.to(self.action_head[0].weight.dtype)).float()
+        last = hidden[action_target_mask]  # (frames in the batch, H): each frame's last placeholder
+        predictions = self.action_head(last.to(self.action_head[0].weight.dtype)).float()
         action_loss = None
         if actions is not None:
             targets = actions[frame_mask] if frame_mask is not None else actions.flatten(0, 1)
