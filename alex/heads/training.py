@@ -113,6 +113,7 @@ def fit(model, options: TrainOptions, run_dir: Path, train_set, eval_set, collat
         report_to="none",
         disable_tqdm=not show_progress(options),
         label_names=family.label_names,  # the batch keys that carry targets (the Trainer computes eval loss when present)
+        prediction_loss_only=family.trainer_metrics() is None,  # never gather (B, L, vocab) logits of a whole split
         **_precision(options.device),
     )
 
@@ -161,7 +162,7 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
         trainer = fit(model, options, run_dir, datasets["train"], datasets["validation"], family.collator(processor, model, options),
                       last, family)
         history = list(trainer.state.log_history)
-        model = family.finish(trainer.model, options).float().eval()
+        model = family.finish(trainer.model, options).eval()
         save_run(run_dir, model, processor, {
             **options.to_json(), "alex_version": __version__, "inputs_signature": signature,
             "videos": selection.counts(), "skipped": selection.skipped,

@@ -5,11 +5,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import GPT2Config, LlamaConfig, Qwen2Config
 from typer.testing import CliRunner
 
 import alex
 from alex.cli import app
+from alex.heads import load_head
 from alex.datasets.tiny_models import make_tiny_llama, word_tokenizer
 from alex.heads.labels import align_actions
 from alex.heads.llm import AlexForAction, AlexProcessor, AlexTextModel, LLMOptions
@@ -198,7 +200,20 @@ def test_cli_llm_with_lora_then_evaluate_and_predict(tiny_llama, digits, tmp_pat
                                  "--epochs", "1", "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
     config = json.loads((run / "config.json").read_text())
-    assert config["model_type"] == "alex_llm" and not any("lora" in k for k in config)
+    assert config["model_type"] == "alex_llm" and config["lm_mode"] == "lora" and not config["merged"]
+    assert (run / "adapter" / "adapter_config.json").is_file() and (run / "adapter" / "adapter_model.safetensors").is_file()
+    saved = load_file(run / "model.safetensors")
+    assert {k for k in saved if k.startswith("language_model.")} and all("lora_" in k for k in saved if k.startswith("language_model."))
+    loaded = load_head(run)
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in saved.items())
+    merged = tmp_path / "merged"
+    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm", "--llm",
+                                 str(tiny_llama), "--lm", "lora", "--merge", "--inputs", "p32", "--output", str(merged),
+                                 "--epochs", "1", "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((merged / "config.json").read_text())["merged"] and not (merged / "adapter").exists()
+    whole = load_file(merged / "model.safetensors")
+    assert "language_model.model.embed_tokens.weight" in whole and not any("lora_" in k for k in whole)
     result = runner.invoke(app, ["evaluate", str(run), "--features", str(store), "--labels", str(data.captions), "--json"])
     assert result.exit_code == 0 and "exact_match" in json.loads(result.output)
     result = runner.invoke(app, ["predict", str(run), "--features", str(store), "-o", str(tmp_path / "p.parquet")])
@@ -222,10 +237,18 @@ def test_qa_with_a_frozen_lm_trains_only_the_video_side(tiny_llama, digits, tmp_
     assert "exact_match" in metrics["test"]
     assert all(e["reference"] in ("left", "right", "up", "down") for e in metrics["test"]["examples"])
     trained = load_file(tmp_path / "qa" / "model.safetensors")
-    base = AutoModelForCausalLM.from_pretrained(tiny_llama).state_dict()
-    for key, value in base.items():  # the LM is exactly the checkpoint it started from
-        assert torch.equal(trained[f"language_model.{key}"], value), key
+    # the run keeps what it trained, not the LM: the base model is named in its config
+    assert not any(k.startswith("language_model.") for k in trained)
     assert any(k.startswith("projector.") for k in trained) and any(k.startswith("time_embedding.") for k in trained)
+    config = json.loads((tmp_path / "qa" / "config.json").read_text())
+    assert config["lm_mode"] == "frozen" and config["base_model"] == str(tiny_llama.resolve())
+    loaded = load_head(tmp_path / "qa")
+    base = AutoModelForCausalLM.from_pretrained(tiny_llama).state_dict()
+    state = loaded.state_dict()
+    for key, value in base.items():  # the LM is exactly the checkpoint it started from
+        assert torch.equal(state[f"language_model.{key}"], value), key
+    for key, value in trained.items():  # and the head exactly as trained
+        assert torch.equal(state[key], value), key
 
 
 def test_the_lm_loss_is_cross_entropy_on_the_answer_tokens_only(processor):
@@ -258,3 +281,18 @@ def test_a_video_gives_the_same_outputs_alone_and_in_any_batch(processor, kind, 
     if side == "left":  # generation continues after the last real token
         kwargs = dict(max_new_tokens=6, eos_token_id=None, pad_token_id=0)
         assert model.generate(**alone, **kwargs)[0].tolist() == model.generate(**batch, **kwargs)[0].tolist()
+
+
+def test_the_lm_is_built_once_in_the_dtype_asked_for(tiny_llama, digits, tmp_path):
+    data, store = digits
+    train(LLMOptions(features=store, labels=data.actions, output=tmp_path / "bf16", model=str(tiny_llama), task="action",
+                     inputs=["p32"], epochs=1, device="cpu", dtype="bf16"))
+    config = json.loads((tmp_path / "bf16" / "config.json").read_text())
+    assert config["lm_dtype"] == "bf16" and config["lm_mode"] == "frozen"
+    head = load_head(tmp_path / "bf16")
+    assert {p.dtype for p in head.language_model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for n, p in head.named_parameters() if not n.startswith("language_model.")} == {torch.float32}
+    auto = LLMOptions(features=store, labels=data.actions, output=tmp_path / "x", model=str(tiny_llama))
+    from alex.heads.llm.head import lm_dtype
+
+    assert auto.dtype == "auto" and lm_dtype("auto", "cpu") == "fp32"

@@ -19,6 +19,11 @@ class AlexTextConfig(PretrainedConfig):
     (added to the frame tokens' embeddings); ``action_dim`` and the loss weights for
     ``AlexForAction``; ``image_encoder``: the encoder spec the store was built with, so a model
     can run on raw frames.
+
+    Where the LM's weights live: ``lm_mode`` ``full`` (or ``merged`` LoRA) keeps them in the run's
+    ``model.safetensors``; ``frozen`` and ``lora`` keep only the trainable weights there (and the
+    LoRA adapters in ``adapter/``), and load the LM from ``base_model`` (a hub id or an absolute
+    folder) in ``lm_dtype``.
     """
 
     model_type = "alex_llm"
@@ -39,6 +44,9 @@ class AlexTextConfig(PretrainedConfig):
         base_model: str | None = None,
         task: str = "caption",
         initializer_range: float = 0.02,
+        lm_mode: str = "full",
+        merged: bool = False,
+        lm_dtype: str = "fp32",
         **kwargs: Any,
     ):
         if projector_type not in PROJECTORS:
@@ -58,7 +66,15 @@ class AlexTextConfig(PretrainedConfig):
         self.base_model = base_model
         self.task = task
         self.initializer_range = initializer_range
+        self.lm_mode = lm_mode
+        self.merged = bool(merged)
+        self.lm_dtype = lm_dtype
         super().__init__(**kwargs)
+
+    @property
+    def lm_in_run(self) -> bool:
+        """Whether the run's own weights hold the whole LM (else it comes from ``base_model``)."""
+        return self.lm_mode == "full" or self.merged
 
     def language_config(self):
         from transformers import AutoConfig

@@ -18,7 +18,7 @@ from alex.heads.data import step_times
 from alex.heads.family import HeadFamily
 from alex.heads.labels import align_actions, read_actions, read_labels
 from alex.heads.llm.options import LLMOptions
-from alex.heads.llm.processing_alex import VIDEO_TOKEN
+from alex.heads.llm.processing_alex import AlexProcessor, VIDEO_TOKEN
 
 PROMPTS = {"caption": "Describe the video. " + VIDEO_TOKEN, "qa": VIDEO_TOKEN, "action": VIDEO_TOKEN}
 
@@ -46,22 +46,22 @@ class LLMFamily(HeadFamily):
         return table
 
     def build(self, options, store, targets, selection, signature):
-        import torch
-        from transformers import AutoModelForCausalLM
+        from pathlib import Path
 
         from alex.heads.generation import generation_config_for
         from alex.heads.llm.configuration_alex import AlexActionConfig, AlexTextConfig
-        from alex.heads.llm.modeling_alex import AlexForAction, AlexTextModel
-        from alex.heads.llm.processing_alex import AlexProcessor
-        from alex.hub import check_model_available, load_tokenizer, local_only
+        from alex.heads.llm.modeling_alex import AlexForAction, AlexTextModel, load_language_model
+        from alex.hub import load_tokenizer
 
         if len(options.inputs) != 1:
             raise UsageError("--head llm reads one input encoder (e.g. --inputs clip, or a languagebind store with --keep-tokens)")
         (name,) = options.inputs
         all_ids = [v for ids in selection.splits.values() for v in ids]
         tokens = tokens_per_step(store, name, all_ids[0])
-        check_model_available(options.model, "--model")
-        base = AutoModelForCausalLM.from_pretrained(options.model, local_files_only=local_only(options.model), dtype=torch.float32)
+        dtype = lm_dtype(options.dtype, options.device)
+        base = load_language_model(options.model, dtype)  # built once, in its dtype; the head wraps it
+        local = Path(options.model).expanduser()
+        base_model = str(local.resolve()) if local.is_dir() else options.model  # a run loads it from anywhere
         processor = AlexProcessor(load_tokenizer(options.model), tokens_per_frame=tokens)
         action = options.task == "action"
         config_class = AlexActionConfig if action else AlexTextConfig
@@ -71,9 +71,9 @@ class LLMFamily(HeadFamily):
         config = config_class(
             lm_config=base.config.to_dict(), inputs=options.inputs, input_dim=signature[name]["dim"], tokens_per_frame=tokens,
             projector_type=options.projector, timestamp_encoding=options.timestamp_encoding,
-            frame_token_id=processor.frame_token_id, base_model=options.model, task=options.task,
+            frame_token_id=processor.frame_token_id, base_model=base_model, task=options.task,
             image_encoder=store.encoders[name].get("spec"), lm_loss_weight=options.lm_loss_weight,
-            action_loss_weight=options.action_loss_weight, **settings,
+            action_loss_weight=options.action_loss_weight, lm_mode=options.lm, lm_dtype=dtype, **settings,
         )
         model = (AlexForAction if action else AlexTextModel)(config, language_model=base)
         model.generation_config = generation_config_for(base.generation_config, options.max_new_tokens,
@@ -106,13 +106,12 @@ class LLMFamily(HeadFamily):
         return LLMCollator(processor)
 
     def finish(self, model, options):
-        if options.lm == "lora":
+        if options.lm == "lora" and options.merge:
             model.language_model = model.language_model.merge_and_unload()
+            model.config.merged = True
         return model
 
     def load_processor(self, run_dir, model):
-        from alex.heads.llm.processing_alex import AlexProcessor
-
         return AlexProcessor.from_pretrained(str(run_dir))
 
     def infer(self, model, processor, dataset, device, batch_size) -> dict[str, list]:
@@ -163,6 +162,19 @@ class LLMFamily(HeadFamily):
         return pa.table({"video_id": pa.array(ids, pa.string()),
                          "prompt": pa.array([extra["prompt"] for extra in dataset.extras], pa.string()),
                          "text": pa.array(outputs["texts"], pa.string())})
+
+
+def lm_dtype(requested: str, device: str) -> str:
+    """``auto``: bf16 on a GPU that has it, fp16 on one that does not, fp32 on the CPU."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    from alex.heads.training import head_device
+
+    if head_device(device).type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def tokens_per_step(store, name: str, video_id: str) -> int:

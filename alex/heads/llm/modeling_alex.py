@@ -15,6 +15,7 @@ fields), built from the LM's own output, so they follow transformers when it ren
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,6 +26,19 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from alex.heads.auto import register_model
 from alex.heads.llm.configuration_alex import AlexActionConfig, AlexTextConfig
 from alex.heads.time_encoding import Time2Vec, build_time_encoding
+
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+ADAPTER_DIR = "adapter"  # a LoRA run's adapters, in peft's own format
+
+
+def load_language_model(name_or_path: str, dtype: str = "fp32", what: str = "--model") -> PreTrainedModel:
+    """A causal LM by hub id or folder, built once, in ``dtype`` (fails fast offline)."""
+    from alex.hub import check_model_available, local_only
+
+    check_model_available(name_or_path, what)
+    return AutoModelForCausalLM.from_pretrained(name_or_path, local_files_only=local_only(name_or_path),
+                                                dtype=DTYPES[dtype])
 
 
 def build_projector(kind: str, in_dim: int, hidden: int) -> nn.Module:
@@ -174,6 +188,54 @@ class AlexTextModel(PreTrainedModel, GenerationMixin):
 
     def estimate_tokens(self, inputs: dict[str, Any]) -> int:
         return int(inputs["attention_mask"].sum()) if "attention_mask" in inputs else 0
+
+    # ---- a run folder: the whole LM, or only what was trained ----------------------------------
+
+    def kept_weights(self, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What a run folder keeps of ``state_dict``: everything when the LM is part of the run,
+        else the head's own weights and the LM's trainable ones (LoRA adapters)."""
+        if self.config.lm_in_run:
+            return state_dict
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {k: v for k, v in state_dict.items() if not k.startswith("language_model.") or k in trainable}
+
+    def save_pretrained(self, save_directory: str | Path, *args: Any, state_dict: dict | None = None, **kwargs: Any) -> None:
+        """As transformers saves a model, but a frozen or LoRA run keeps only the weights it trained
+        (a few MB beside a 7B LM), the LoRA adapters also as a peft adapter folder (``adapter/``)."""
+        state = self.kept_weights(state_dict if state_dict is not None else self.state_dict())
+        super().save_pretrained(save_directory, *args, state_dict=state, **kwargs)
+        if self.config.lm_mode == "lora" and not self.config.merged and hasattr(self.language_model, "peft_config"):
+            self.language_model.save_pretrained(str(Path(save_directory) / ADAPTER_DIR))
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *model_args: Any, config: Any = None, **kwargs: Any):
+        """A run folder, exactly as trained. When it does not hold the LM, the LM is loaded once from
+        ``config.base_model`` (in ``config.lm_dtype``, or ``dtype=``), its LoRA adapters from
+        ``adapter/``, and the run's weights on top."""
+        from safetensors.torch import load_file
+
+        path = Path(pretrained_model_name_or_path)
+        if config is None:
+            config = cls.config_class.from_pretrained(str(path))
+        if config.lm_in_run or not (path / "model.safetensors").is_file():
+            return super().from_pretrained(str(path), *model_args, config=config, **kwargs)
+        dtype = kwargs.get("dtype")
+        dtype = next((k for k, v in DTYPES.items() if v == dtype), dtype) if dtype is not None else config.lm_dtype
+        language_model = load_language_model(config.base_model, dtype, what="the run's base_model")
+        if config.lm_mode == "lora":
+            from peft import PeftModel
+
+            language_model = PeftModel.from_pretrained(language_model, str(path / ADAPTER_DIR))
+        model = cls(config, language_model=language_model)
+        missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+        wrong = list(unexpected) + [k for k in missing if not k.startswith("language_model.")]
+        if wrong:
+            raise ValueError(f"{path / 'model.safetensors'} does not fit this head: {', '.join(wrong[:5])}")
+        if (path / "generation_config.json").is_file():
+            from transformers import GenerationConfig
+
+            model.generation_config = GenerationConfig.from_pretrained(str(path))
+        return model.eval()
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -7,6 +7,7 @@ from alex.heads.options import GenerativeOptions, option
 
 LM_MODES = ("frozen", "lora", "full")
 PROJECTORS = ("linear", "mlp2x_gelu")
+LM_DTYPES = ("auto", "bf16", "fp16", "fp32")
 
 
 @dataclass(kw_only=True)
@@ -23,6 +24,11 @@ class LLMOptions(GenerativeOptions):
     lm_loss_weight: float = option(1.0, help="Weight of the LM loss in the total loss.")
     action_loss_weight: float = option(1.0, help="--task action: weight of the action MSE in the total loss.")
     lora_rank: int = option(8, help="--lm lora: rank of the LoRA adapters (alpha = 2 x rank).")
+    merge: bool = option(False, help="--lm lora: merge the adapters into the LM and save the whole LM "
+                                     "(by default the run keeps the adapters, as a peft adapter folder).")
+    dtype: str = option("auto", choices=LM_DTYPES,
+                        help="The LM's weights: bf16, fp16 or fp32; auto is bf16 on a GPU (fp16 without bf16), fp32 on the CPU. "
+                             "The projector, time embedding and action head train in fp32.")
 
 
 OPTIONS = LLMOptions
