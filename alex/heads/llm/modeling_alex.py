@@ -207,6 +207,20 @@ class AlexTextModel(PreTrainedModel, GenerationMixin):
         if self.config.lm_mode == "lora" and not self.config.merged and hasattr(self.language_model, "peft_config"):
             self.language_model.save_pretrained(str(Path(save_directory) / ADAPTER_DIR))
 
+    def _restore_own_weights(self, weights: Path) -> None:
+        """transformers loads a whole model in one dtype (the LM's): give the head's own modules back
+        their fp32 weights, exactly as saved."""
+        from safetensors import safe_open
+
+        if not weights.is_file():
+            return
+        for name, module in self.named_children():
+            if name != "language_model":
+                module.float()
+        with safe_open(str(weights), framework="pt") as f:
+            own = {k: f.get_tensor(k) for k in f.keys() if not k.startswith("language_model.")}
+        self.load_state_dict(own, strict=False)
+
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | Path, *model_args: Any, config: Any = None, **kwargs: Any):
         """A run folder, exactly as trained. When it does not hold the LM, the LM is loaded once from
@@ -218,15 +232,16 @@ class AlexTextModel(PreTrainedModel, GenerationMixin):
         if config is None:
             config = cls.config_class.from_pretrained(str(path))
         if config.lm_in_run or not (path / "model.safetensors").is_file():
-            return super().from_pretrained(str(path), *model_args, config=config, **kwargs)
+            model = super().from_pretrained(str(path), *model_args, config=config, **kwargs)
+            model._restore_own_weights(path / "model.safetensors")
+            return model
         dtype = kwargs.get("dtype")
         dtype = next((k for k, v in DTYPES.items() if v == dtype), dtype) if dtype is not None else config.lm_dtype
-        language_model = load_language_model(config.base_model, dtype, what="the run's base_model")
-        if config.lm_mode == "lora":
+        model = cls(config, language_model=load_language_model(config.base_model, dtype, what="the run's base_model"))
+        if config.lm_mode == "lora":  # wrapped after the head is built, as in training (tied weights resolve first)
             from peft import PeftModel
 
-            language_model = PeftModel.from_pretrained(language_model, str(path / ADAPTER_DIR))
-        model = cls(config, language_model=language_model)
+            model.language_model = PeftModel.from_pretrained(model.language_model, str(path / ADAPTER_DIR))
         missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
         wrong = list(unexpected) + [k for k in missing if not k.startswith("language_model.")]
         if wrong:
