@@ -296,3 +296,35 @@ def test_the_lm_is_built_once_in_the_dtype_asked_for(tiny_llama, digits, tmp_pat
     from alex.heads.llm.head import lm_dtype
 
     assert auto.dtype == "auto" and lm_dtype("auto", "cpu") == "fp32"
+
+
+@pytest.fixture(scope="module")
+def tiny_tied(tmp_path_factory):
+    """A Qwen2 with tied input and output embeddings, as Qwen2.5-0.5B has."""
+    from transformers import Qwen2ForCausalLM
+
+    folder = tmp_path_factory.mktemp("qwen2") / "tiny-qwen2"
+    tokenizer = word_tokenizer([WORDS], extra_tokens=["<video>", "<frame>"])
+    config = lm_config("qwen2", len(tokenizer))
+    config.tie_word_embeddings = True
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("lm, dtype", [("frozen", "fp32"), ("lora", "fp32"), ("full", "bf16")])
+def test_runs_over_a_tied_embedding_lm_load_back_exactly(tiny_tied, digits, tmp_path, lm, dtype):
+    from transformers import AutoModelForCausalLM
+
+    data, store = digits
+    run = tmp_path / lm
+    train(LLMOptions(features=store, labels=data.actions, output=run, model=str(tiny_tied), task="action", inputs=["p32"],
+                     lm=lm, dtype=dtype, epochs=1, device="cpu"))
+    saved = load_file(run / "model.safetensors")
+    state = load_head(run).state_dict()
+    assert all(torch.equal(state[k], v) for k, v in saved.items())  # fp32 head weights stay fp32, exactly
+    assert saved["projector.0.weight"].dtype == torch.float32
+    if lm == "frozen":
+        base = AutoModelForCausalLM.from_pretrained(tiny_tied).state_dict()
+        assert all(torch.equal(state[f"language_model.{k}"], v) for k, v in base.items())
