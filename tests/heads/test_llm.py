@@ -328,3 +328,79 @@ def test_runs_over_a_tied_embedding_lm_load_back_exactly(tiny_tied, digits, tmp_
     if lm == "frozen":
         base = AutoModelForCausalLM.from_pretrained(tiny_tied).state_dict()
         assert all(torch.equal(state[f"language_model.{k}"], v) for k, v in base.items())
+
+
+@pytest.mark.parametrize("projector, layout", [("mlp2x_gelu", "bin"), ("linear", "sharded")])
+def test_projector_weights_load_from_a_video_llava_checkpoint(processor, tmp_path, projector, layout):
+    """LLaVA keeps its projector as model.mm_projector.* inside the LM checkpoint (or alone in mm_projector.bin)."""
+    import json as _json
+
+    from safetensors.torch import save_file
+
+    from alex.errors import UsageError
+    from alex.heads.llm.video_llava import load_projector_weights
+
+    model = model_for(processor, projector_type=projector, action_dim=0, cls=AlexTextModel)
+    g = torch.Generator().manual_seed(1)
+    weights = {f"model.mm_projector.{k}": torch.randn(v.shape, generator=g) for k, v in model.projector.state_dict().items()}
+    if layout == "bin":
+        path = tmp_path / "mm_projector.bin"
+        torch.save(weights, path)
+    else:  # a sharded LLaVA checkpoint folder, the projector in the second shard
+        path = tmp_path / "video-llava"
+        path.mkdir()
+        save_file({"model.embed_tokens.weight": torch.zeros(4, 4)}, path / "model-00001-of-00002.safetensors")
+        save_file(weights, path / "model-00002-of-00002.safetensors")
+        weight_map = {"model.embed_tokens.weight": "model-00001-of-00002.safetensors",
+                      **{k: "model-00002-of-00002.safetensors" for k in weights}}
+        (path / "model.safetensors.index.json").write_text(_json.dumps({"weight_map": weight_map}))
+    load_projector_weights(model.projector, path)
+    for key, value in model.projector.state_dict().items():
+        assert torch.equal(value, weights[f"model.mm_projector.{key}"]), key
+    other = model_for(processor, projector_type="linear" if projector == "mlp2x_gelu" else "mlp2x_gelu", action_dim=0,
+                      cls=AlexTextModel)
+    with pytest.raises(UsageError, match="choose the matching --projector"):
+        load_projector_weights(other.projector, path)
+
+
+def test_prompts_follow_the_chat_template_or_llava_v1_and_the_loss_stays_on_the_answer():
+    from alex.heads.llm.head import chat_format
+    from alex.heads.llm.video_llava import LLAVA_V1_SYSTEM
+
+    tokenizer = word_tokenizer([WORDS, LLAVA_V1_SYSTEM, "USER: ASSISTANT: <|user|> <|assistant|>"],
+                               extra_tokens=["<video>", "<frame>"])
+    assert chat_format("auto", tokenizer) == "plain"
+    tokenizer.chat_template = ("{% for m in messages %}<|user|> {{ m['content'] }} {% endfor %}"
+                               "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    assert chat_format("auto", tokenizer) == "template"
+    for fmt, prompt_words in [("template", "<|user|> caption: <|assistant|>"),
+                              ("llava_v1", f"{LLAVA_V1_SYSTEM} USER: caption: ASSISTANT:")]:
+        proc = AlexProcessor(tokenizer, chat_format=fmt)
+        out = proc(text=["caption: <video>"], video_features=[features(2)], targets=["the digit 7"])
+        ids, frame = out["input_ids"][0], out["video_frame_mask"][0]
+        assert tokenizer.decode(ids[~frame], skip_special_tokens=True) == f"{prompt_words} the digit 7"
+        answer = out["labels"][0][out["labels"][0] != -100]
+        assert tokenizer.decode(answer, skip_special_tokens=True) == "the digit 7" and answer[-1] == tokenizer.eos_token_id
+        generation = proc(text=["caption:"], video_features=[features(2)], padding_side="left")
+        assert generation["video_frame_mask"][0].sum() == 2  # frames at the end of the user's turn, before the answer
+        assert tokenizer.decode(generation["input_ids"][0][~generation["video_frame_mask"][0]]) == prompt_words
+
+
+def test_alex_train_starts_the_projector_from_projector_weights(tiny_llama, digits, tmp_path):
+    data, store = digits
+    g = torch.Generator().manual_seed(2)
+    weights = {"model.mm_projector.0.weight": torch.randn(64, 3072, generator=g), "model.mm_projector.0.bias": torch.randn(64, generator=g),
+               "model.mm_projector.2.weight": torch.randn(64, 64, generator=g), "model.mm_projector.2.bias": torch.randn(64, generator=g)}
+    torch.save(weights, tmp_path / "mm_projector.bin")
+    result = CliRunner().invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm",
+                                      "--model", str(tiny_llama), "--inputs", "p32", "--output", str(tmp_path / "run"),
+                                      "--projector-weights", str(tmp_path / "mm_projector.bin"), "--epochs", "1", "--lr", "0",
+                                      "--device", "cpu", "-q"])
+    assert result.exit_code == 0, result.output
+    saved = load_file(tmp_path / "run" / "model.safetensors")
+    for key, value in weights.items():  # learning rate 0: the projector is exactly the checkpoint's
+        assert torch.equal(saved["projector." + key.split("mm_projector.")[1]], value), key
+    wrong = CliRunner().invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm",
+                                     "--model", str(tiny_llama), "--inputs", "p32", "--output", str(tmp_path / "bad"),
+                                     "--projector", "linear", "--projector-weights", str(tmp_path / "mm_projector.bin")])
+    assert wrong.exit_code == 2 and "--projector" in wrong.output

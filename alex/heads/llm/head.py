@@ -62,7 +62,8 @@ class LLMFamily(HeadFamily):
         base = load_language_model(options.model, dtype)  # built once, in its dtype; the head wraps it
         local = Path(options.model).expanduser()
         base_model = str(local.resolve()) if local.is_dir() else options.model  # a run loads it from anywhere
-        processor = AlexProcessor(load_tokenizer(options.model), tokens_per_frame=tokens)
+        tokenizer = load_tokenizer(options.model)
+        processor = AlexProcessor(tokenizer, tokens_per_frame=tokens, chat_format=chat_format(options.chat_format, tokenizer))
         action = options.task == "action"
         config_class = AlexActionConfig if action else AlexTextConfig
         settings = dict(options.head_config)
@@ -78,6 +79,10 @@ class LLMFamily(HeadFamily):
         model = (AlexForAction if action else AlexTextModel)(config, language_model=base)
         model.generation_config = generation_config_for(base.generation_config, options.max_new_tokens,
                                                         processor.tokenizer.pad_token_id)
+        if options.projector_weights:  # e.g. Video-LLaVA's mm_projector, over its LanguageBind tokens
+            from alex.heads.llm.video_llava import load_projector_weights
+
+            load_projector_weights(model.projector, options.projector_weights)
         if options.lm == "frozen":
             model.language_model.requires_grad_(False)
         elif options.lm == "lora":
@@ -162,6 +167,13 @@ class LLMFamily(HeadFamily):
         return pa.table({"video_id": pa.array(ids, pa.string()),
                          "prompt": pa.array([extra["prompt"] for extra in dataset.extras], pa.string()),
                          "text": pa.array(outputs["texts"], pa.string())})
+
+
+def chat_format(requested: str, tokenizer) -> str:
+    """``auto``: the tokenizer's chat template when it has one, else the prompt as it is."""
+    if requested != "auto":
+        return requested
+    return "template" if getattr(tokenizer, "chat_template", None) else "plain"
 
 
 def lm_dtype(requested: str, device: str) -> str:

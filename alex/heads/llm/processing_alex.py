@@ -38,7 +38,12 @@ FRAME_TOKEN = "<frame>"
 
 
 class AlexProcessor(ProcessorMixin):
-    def __init__(self, tokenizer: Any, tokens_per_frame: int = 1, default_fps: float = 1.0, **kwargs: Any):
+    """``chat_format``: ``plain`` (the prompt as it is), ``template`` (the prompt as the user turn of
+    the tokenizer's chat template, the answer as the assistant's) or ``llava_v1`` (LLaVA's
+    conversation format)."""
+
+    def __init__(self, tokenizer: Any, tokens_per_frame: int = 1, default_fps: float = 1.0, chat_format: str = "plain",
+                 **kwargs: Any):
         new = [t for t in (VIDEO_TOKEN, FRAME_TOKEN) if t not in tokenizer.get_vocab()]
         if new:
             tokenizer.add_special_tokens({"additional_special_tokens": new})
@@ -46,6 +51,7 @@ class AlexProcessor(ProcessorMixin):
             tokenizer.pad_token = tokenizer.eos_token
         self.tokens_per_frame = int(tokens_per_frame)
         self.default_fps = float(default_fps)
+        self.chat_format = chat_format
         super().__init__(tokenizer, **kwargs)
 
     @property
@@ -56,6 +62,21 @@ class AlexProcessor(ProcessorMixin):
     def frame_token_id(self) -> int:
         return self.tokenizer.convert_tokens_to_ids(FRAME_TOKEN)
 
+    def formatted(self, prompt: str, target: str | None, video: bool = False) -> tuple[str, str | None]:
+        """The prompt (with its ``<video>``) and the answer, written in the processor's chat format
+        (where frames go in a prompt that does not say: at the end of the user's turn)."""
+        if self.chat_format != "plain" and video and VIDEO_TOKEN not in prompt:
+            prompt = f"{prompt} {VIDEO_TOKEN}".strip()
+        if self.chat_format == "template":
+            prompt = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                                        add_generation_prompt=True)
+        elif self.chat_format == "llava_v1":
+            from alex.heads.llm.video_llava import llava_v1_prompt
+
+            prompt = llava_v1_prompt(prompt)
+            target = f" {target}" if target else target
+        return prompt, target
+
     def _text_ids(self, text: str) -> list[int]:
         return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
@@ -64,7 +85,7 @@ class AlexProcessor(ProcessorMixin):
         """One sample as lists: ids, timestamps, the three masks and labels (-100 but on the answer)."""
         if frames and timestamps is None:  # frames only, no times: a pseudo clock at the default fps
             timestamps = np.arange(frames, dtype=np.float64) / self.default_fps
-        text = text or ""
+        text, target = self.formatted(text or "", target, frames > 0)
         before, placeholder, after = text.partition(VIDEO_TOKEN)
         if not placeholder:
             before, after = text, ""
