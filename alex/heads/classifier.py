@@ -29,9 +29,10 @@ class ClassifierFamily(HeadFamily):
     def build(self, options, store, targets, selection, signature):
         config_class, model_class = self.classes()
         names = sort_labels(set(selection.labels.values()))
+        dims = [int(signature[name]["dim"]) for name in options.inputs]
         config = config_class(
-            inputs=options.inputs, input_dims=[signature[name]["dim"] for name in options.inputs],
-            hidden_size=options.hidden_size, timestamp_encoding=options.timestamp_encoding,
+            inputs=options.inputs, input_dims=dims, hidden_size=options.hidden_size or max(dims),
+            timestamp_encoding=options.timestamp_encoding, clips_per_video=options.clips_per_video,
             id2label=dict(enumerate(names)), label2id={name: i for i, name in enumerate(names)}, **options.head_config,
         )
         return model_class(config), None

@@ -13,8 +13,9 @@ from alex.heads.time_encoding import check_time_encoding
 
 
 class ClassificationHeadConfig(PretrainedConfig):
-    """Inputs (store encoder names and their feature sizes), width, time encoding and labels.
-    Defaults are those of ``alex train`` (``ClassifierOptions``)."""
+    """Inputs (store encoder names and their feature sizes), width, time encoding, labels, and
+    ``clips_per_video`` (V-JEPA's multi-clip evaluation). Defaults are those of ``alex train``
+    (``ClassifierOptions``)."""
 
     def __init__(
         self,
@@ -24,9 +25,11 @@ class ClassificationHeadConfig(PretrainedConfig):
         timestamp_encoding: str = ClassifierOptions.timestamp_encoding,
         dropout: float = 0.1,
         initializer_range: float = 0.02,
+        clips_per_video: int = ClassifierOptions.clips_per_video,
         **kwargs: Any,
     ):
         self.inputs, self.input_dims = check_inputs(inputs, input_dims)
+        self.clips_per_video = int(clips_per_video)
         check_time_encoding(timestamp_encoding)
         self.hidden_size = hidden_size
         self.timestamp_encoding = timestamp_encoding

@@ -191,9 +191,17 @@ def check_batch_size(batch_size: int | None) -> None:
 class ClassifierOptions(TrainOptions):
     """A classification head over the feature tokens (probe, perceiver): its width and time encoding."""
 
-    hidden_size: int = option(128, help="Width of the head.")
+    hidden_size: int | None = option(128, help="Width of the head.")
     timestamp_encoding: str = option("sinusoidal", choices=TIME_ENCODINGS,
                                      help="How each step's time is added to its token: time2vec, sinusoidal or none.")
+    clips_per_video: int = option(1, help="Split each video's time span into this many clips: the head classifies each "
+                                          "clip alone (training on every clip) and a video's prediction averages its "
+                                          "clips' probabilities, as V-JEPA's multi-clip evaluation.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.clips_per_video < 1 or (self.hidden_size is not None and self.hidden_size < 1):
+            raise UsageError(f"--clips-per-video {self.clips_per_video} and --hidden-size {self.hidden_size} must be at least 1")
 
 
 @dataclass(kw_only=True)

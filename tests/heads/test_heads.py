@@ -106,3 +106,45 @@ def test_time2vec_initialisation_leaves_loaded_weights_alone():
     assert all(torch.all(p == 7.0) for p in (t2v.w0, t2v.b0, t2v.w, t2v.b))
     fresh = Time2Vec(8, k=4)
     assert fresh.w0.item() == pytest.approx(0.01) and fresh.b0.item() == 0.0
+
+
+def test_probe_defaults_to_the_encoders_own_width_with_width_over_64_heads(digits, tmp_path):
+    from alex.heads.probe import ProbeOptions
+    from alex.heads.training import train
+
+    data, store = digits
+    train(ProbeOptions(features=store, labels=data.labels, output=tmp_path / "p", inputs=["p32"], epochs=1, device="cpu"))
+    from alex.heads import load_head
+
+    probe = load_head(tmp_path / "p")
+    assert probe.config.hidden_size == 3072 and probe.config.num_heads == 48  # pixels:32 is 32 x 32 x 3 = 3072
+    assert isinstance(probe.tokenizer.projections["p32"], torch.nn.Identity)  # no down-projection
+    from alex.heads.probe.configuration_probe import heads_for
+
+    assert [heads_for(w) for w in (1024, 768, 32, 200, 3072)] == [16, 12, 1, 2, 48]
+
+
+def test_multi_clip_prediction_averages_each_clips_probabilities():
+    """K = 2 clips over 4 steps at 0, 1, 2, 3 s: steps 0-1 and 2-3, each classified alone."""
+    torch.manual_seed(0)
+    config = ProbeConfig(inputs=["clip"], input_dims=[16], hidden_size=32, id2label=LABELS, clips_per_video=2)
+    two = AttentiveProbe(config).eval()
+    one = AttentiveProbe(ProbeConfig(**{**config.to_dict(), "clips_per_video": 1})).eval()
+    one.load_state_dict(two.state_dict())
+    g = torch.Generator().manual_seed(3)
+    features = torch.randn(1, 4, 16, generator=g)
+    times = torch.tensor([[0.0, 1.0, 2.0, 3.0]])
+    full = torch.ones(1, 4, dtype=torch.bool)
+    labels = torch.tensor([2])
+    with torch.no_grad():
+        out = two({"clip": features}, {"clip": times}, {"clip": full}, labels=labels)
+        halves = [one({"clip": features[:, s]}, {"clip": times[:, s]}, {"clip": full[:, s]}, labels=labels)
+                  for s in (slice(0, 2), slice(2, 4))]
+    expected = (halves[0].logits.softmax(-1) + halves[1].logits.softmax(-1)) / 2
+    torch.testing.assert_close(out.logits.exp(), expected)
+    torch.testing.assert_close(out.loss, (halves[0].loss + halves[1].loss) / 2)
+    # a video too short for its clips: the empty clip counts for nothing
+    with torch.no_grad():
+        short = two({"clip": features[:, :1]}, {"clip": times[:, :1]}, {"clip": full[:, :1]})
+        alone = one({"clip": features[:, :1]}, {"clip": times[:, :1]}, {"clip": full[:, :1]})
+    torch.testing.assert_close(short.logits.exp(), alone.logits.softmax(-1))
