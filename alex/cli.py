@@ -351,7 +351,8 @@ def _predict(**values: Any) -> None:
     settings = {k: v for k, v in vars(options).items() if k not in ("run", "features", "output")}
     result = _run(lambda: run_predict(options.run, options.features, options.output, **settings), crash_log=options.run)
     skipped = ", ".join(f"{v} {k}" for k, v in result["skipped"].items() if v)
-    out.print(f"predicted {result['videos']} video(s) into {options.output}" + (f"; skipped {skipped}" if skipped else ""),
+    rows = f" ({result['rows']} rows)" if result["rows"] != result["videos"] else ""
+    out.print(f"predicted {result['videos']} video(s){rows} into {options.output}" + (f"; skipped {skipped}" if skipped else ""),
               highlight=False)
 
 

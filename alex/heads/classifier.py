@@ -37,10 +37,10 @@ class ClassifierFamily(HeadFamily):
         )
         return model_class(config), None
 
-    def extras(self, store, video_ids, targets, model, prompt=None):
+    def items(self, store, video_ids, targets, model, prompt=None, train=False):
         if targets is None:
-            return None
-        return [{"labels": model.config.label2id[targets.labels[v]]} for v in video_ids]
+            return list(video_ids), None
+        return list(video_ids), [{"labels": model.config.label2id[targets.labels[v]]} for v in video_ids]
 
     def check_targets(self, model, targets, video_ids):
         unknown = sorted({targets.labels[v] for v in video_ids} - set(model.config.label2id))

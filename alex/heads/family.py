@@ -8,8 +8,8 @@ metrics files, the training curve and writing predictions. A head answers only w
 - ``read_targets``: which columns of a labels file it learns from;
 - ``build``: its config, model and processor (``configuration_*.py``, ``modeling_*.py``,
   ``processing_*.py``), from the options and what the store holds;
-- ``extras``: per video, what its items carry besides features (a label id, a prompt and a
-  target text, actions);
+- ``items``: the dataset's items (one per video, or one per caption or question of a video) and
+  what each carries besides features (a label id, a prompt and its answers, actions);
 - ``collator``: items -> model inputs;
 - ``infer``, ``metrics``, ``prediction_table``, ``plots``: its outputs, how they are scored, how a
   prediction row looks, and its pictures.
@@ -56,10 +56,12 @@ class HeadFamily:
         inputs' encoder configs (their ``dim`` among them)."""
         raise NotImplementedError
 
-    def extras(self, store: Store, video_ids: list[str], targets: LabelTable | None, model: Any,
-               prompt: str | None = None) -> list[dict[str, Any]] | None:
-        """Per video, the fields its item carries besides features; ``targets`` is None when predicting."""
-        return None
+    def items(self, store: Store, video_ids: list[str], targets: LabelTable | None, model: Any,
+              prompt: str | None = None, train: bool = False) -> tuple[list[str], list[dict[str, Any]] | None]:
+        """The dataset's items: the video of each (a video may give several: its captions when
+        ``train``, its questions) and the fields each carries besides features. ``targets`` is None
+        when predicting without questions (then ``prompt`` is asked of every video)."""
+        return list(video_ids), None
 
     def check_targets(self, model: Any, targets: LabelTable, video_ids: list[str]) -> None:
         """Refuse targets a trained model cannot score (e.g. labels it never saw)."""

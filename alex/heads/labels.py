@@ -24,8 +24,18 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validation", "va
 
 
 @dataclass
+class Sample:
+    """One thing asked of a video: its prompt (a question, or None) and every acceptable answer (the
+    captions of a video, the answers given to a question)."""
+
+    prompt: str | None
+    references: list[str]
+
+
+@dataclass
 class LabelTable:
-    """video_id -> label (as text) and split, from one labels file."""
+    """video_id -> label (as text) and split, from one labels file; for files with several rows per
+    video (``read_labels(..., several=True)``: captions, questions), ``samples`` groups them."""
 
     path: Path
     labels: dict[str, str]
@@ -33,6 +43,11 @@ class LabelTable:
     columns: list[str] = field(default_factory=list)
     prompts: dict[str, str] = field(default_factory=dict)  # the optional ``prompt`` column (questions for QA)
     actions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # video -> (times (n,), actions (n, A))
+    samples: dict[str, list[Sample]] = field(default_factory=dict)  # video -> its (prompt, references), in file order
+
+    def samples_of(self, video_id: str) -> list[Sample]:
+        """The video's samples (a one-row-per-video file: its one label and prompt)."""
+        return self.samples.get(video_id) or [Sample(self.prompts.get(video_id), [self.labels[video_id]])]
 
 
 def read_table(path: str | Path) -> duckdb.DuckDBPyRelation:
@@ -65,8 +80,10 @@ def hash_split(video_id: str, fractions: tuple[float, float, float] = DEFAULT_FR
 
 
 def read_labels(path: str | Path, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
-                label_column: str = "label") -> LabelTable:
-    """Read and validate a labels file; every problem names the file."""
+                label_column: str = "label", several: bool = False) -> LabelTable:
+    """Read and validate a labels file; every problem names the file. With ``several``, a video may
+    have several rows (MSR-VTT's 20 captions, VQA's questions and their answers): rows with the same
+    ``prompt`` are one sample with several references; all rows of a video share its split."""
     path = Path(path)
     relation = read_table(path)
     columns = relation.columns
@@ -80,29 +97,36 @@ def read_labels(path: str | Path, fractions: tuple[float, float, float] = DEFAUL
     labels: dict[str, str] = {}
     splits: dict[str, str] = {}
     prompts: dict[str, str] = {}
+    samples: dict[str, dict[str | None, Sample]] = {}
     duplicates = []
     for row in rows:
         video_id, label = row[0], row[1]
         if video_id is None or label is None:
             raise UsageError(f"labels file {path} has an empty video_id or {label_column} (row {row})")
         video_id = str(video_id)
+        prompt = str(row[3]) if has_prompt and row[3] is not None else None
         if video_id in labels:
             duplicates.append(video_id)
-        labels[video_id] = str(label)
-        if has_prompt and row[3] is not None:
-            prompts[video_id] = str(row[3])
+        else:
+            labels[video_id] = str(label)
+            if prompt is not None:
+                prompts[video_id] = prompt
+        samples.setdefault(video_id, {}).setdefault(prompt, Sample(prompt, [])).references.append(str(label))
         if has_split:
             split = SPLIT_ALIASES.get(str(row[2]).strip().lower()) if row[2] is not None else None
             if split is None:
                 raise UsageError(f"labels file {path}: split {row[2]!r} of {video_id} is not one of train, validation, test")
-            splits[video_id] = split
+            if splits.setdefault(video_id, split) != split:
+                raise UsageError(f"labels file {path}: the rows of {video_id} are in more than one split "
+                                 f"({splits[video_id]} and {split}); a video's rows must share one")
         else:
             splits[video_id] = hash_split(video_id, fractions)
-    if duplicates:
+    if duplicates and not several:
         raise UsageError(f"labels file {path} lists {len(duplicates)} video(s) more than once, e.g. {duplicates[0]}")
     if not labels:
         raise UsageError(f"labels file {path} has no rows")
-    return LabelTable(path, labels, splits, list(columns), prompts)
+    grouped = {v: list(by_prompt.values()) for v, by_prompt in samples.items()} if several else {}
+    return LabelTable(path, labels, splits, list(columns), prompts, samples=grouped)
 
 
 def read_actions(path: str | Path, fractions: tuple[float, float, float] = DEFAULT_FRACTIONS) -> LabelTable:
@@ -130,3 +154,20 @@ def align_actions(step_times: np.ndarray, times: np.ndarray, values: np.ndarray)
     sampling rule of ``alex extract``."""
     index = np.searchsorted(times, step_times + 1e-6, side="right") - 1
     return values[np.clip(index, 0, len(values) - 1)]
+
+
+def read_questions(path: str | Path) -> LabelTable:
+    """A questions file (``video_id``, ``prompt``; several rows per video) as samples with no answers."""
+    path = Path(path)
+    relation = read_table(path)
+    missing = [c for c in ("video_id", "prompt") if c not in relation.columns]
+    if missing:
+        raise UsageError(f"questions file {path} has no column {', '.join(repr(m) for m in missing)} (it has: {', '.join(relation.columns)})")
+    samples: dict[str, list[Sample]] = {}
+    for video_id, prompt in relation.select("video_id, prompt").fetchall():
+        if video_id is None or prompt is None:
+            raise UsageError(f"questions file {path} has an empty video_id or prompt")
+        samples.setdefault(str(video_id), []).append(Sample(str(prompt), []))
+    if not samples:
+        raise UsageError(f"questions file {path} has no rows")
+    return LabelTable(path, {v: "" for v in samples}, {v: "test" for v in samples}, ["video_id", "prompt"], samples=samples)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -23,14 +24,34 @@ def classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, 
 
 
 def normalise(text: str) -> str:
-    return " ".join(text.strip().lower().split())
+    """Lower case, words only: "The digit 7 moves LEFT." and "the digit 7 moves left" are the same answer."""
+    return " ".join(re.findall(r"[\w']+", text.lower()))
 
 
-def exact_match(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Share of generations equal to their reference (case and spacing aside)."""
+def exact_match(predictions: Sequence[str], references: Sequence[str | Sequence[str]]) -> float:
+    """Share of generations equal to their reference, or to any of their references (case and
+    spacing aside)."""
     if not references:
         return 0.0
-    return float(np.mean([normalise(p) == normalise(r) for p, r in zip(predictions, references)]))
+    hits = [normalise(p) in {normalise(r) for r in ([refs] if isinstance(refs, str) else refs)}
+            for p, refs in zip(predictions, references)]
+    return float(np.mean(hits))
+
+
+def caption_metrics(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """BLEU-4 (Papineni et al. 2002) and CIDEr (Vedantam et al. 2015) of one caption per video against
+    all of the video's references, with the COCO caption evaluation's own scorers (pycocoevalcap).
+    Text is lower-cased and split on spaces and punctuation here: COCO's PTB tokenizer needs Java."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    if not references:
+        return {"bleu4": 0.0, "cider": 0.0}
+    results = {i: [normalise(p) or "."] for i, p in enumerate(predictions)}  # an empty caption scores 0
+    truths = {i: [normalise(r) for r in refs] for i, refs in enumerate(references)}
+    bleu, _ = Bleu(4).compute_score(truths, results, verbose=0)
+    cider, _ = Cider().compute_score(truths, results)
+    return {"bleu4": float(bleu[3]), "cider": float(cider)}
 
 
 def action_metrics(predicted: list[np.ndarray], targets: list[np.ndarray]) -> dict[str, float]:

@@ -175,9 +175,16 @@ class PredictOptions:
     device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
     batch_size: int | None = option(None, help="Videos per batch (default: the batch size the run trained with).")
     prompt: str | None = option(None, help="Generative heads: the question asked of every video (t5 vqa, llm qa).")
+    questions: Path | None = option(None, metavar="FILE",
+                                    help="Generative heads: a CSV, JSON Lines or Parquet file of video_id and prompt, "
+                                         "any number of questions per video; one prediction row per question.")
 
     def __post_init__(self) -> None:
         self.run, self.features, self.output = Path(self.run), Path(self.features), Path(self.output)
+        if self.questions is not None:
+            self.questions = Path(self.questions)
+            if self.prompt is not None:
+                raise UsageError("choose one of --prompt (one question for every video) and --questions FILE")
         check_batch_size(self.batch_size)
 
 

@@ -30,6 +30,7 @@ from alex import __version__
 from alex.errors import UsageError
 from alex.heads.data import make_dataset, select_labelled, usable_videos
 from alex.heads.inputs import check_signature, input_signature
+from alex.heads.labels import read_questions
 from alex.heads.options import EvaluateOptions, PredictOptions, TrainOptions
 from alex.heads.plots import plot_training_curve
 from alex.heads.registry import head_family
@@ -155,9 +156,10 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
         say(_counts(selection))
         transformers.set_seed(options.seed)  # the head's initial weights, then the data order
         model, processor = family.build(options, store, table, selection, signature)
-        datasets = {split: make_dataset(store, ids, options.inputs, augment=split == "train",
-                                        extras=family.extras(store, ids, table, model))
-                    for split, ids in selection.splits.items()}
+        datasets = {}
+        for split, ids in selection.splits.items():
+            item_ids, extras = family.items(store, ids, table, model, train=split == "train")
+            datasets[split] = make_dataset(store, item_ids, options.inputs, augment=split == "train", extras=extras)
     try:
         trainer = fit(model, options, run_dir, datasets["train"], datasets["validation"], family.collator(processor, model, options),
                       last, family)
@@ -239,7 +241,8 @@ def evaluate(run: str | Path, features: str | Path, labels: str | Path, **option
         selection = select_labelled(store, table, loaded.inputs, require=[opts.split])
         ids = selection.splits[opts.split]
         family.check_targets(model, table, ids)
-        dataset = make_dataset(store, ids, loaded.inputs, extras=family.extras(store, ids, table, model))
+        item_ids, extras = family.items(store, ids, table, model)
+        dataset = make_dataset(store, item_ids, loaded.inputs, extras=extras)
     try:
         outputs = family.infer(model, loaded.processor, dataset, head_device(opts.device),
                                opts.batch_size or loaded.training["batch_size"])
@@ -255,12 +258,21 @@ def predict(run: str | Path, features: str | Path, output: str | Path, **options
     opts = PredictOptions(run=run, features=features, output=output, **options)
     loaded = load_run(opts.run)
     family, model = loaded.family, loaded.model
-    if opts.prompt is not None and not family.takes_prompt:
-        raise UsageError(f"--prompt: a {family.name} head takes no prompt")
+    if (opts.prompt is not None or opts.questions is not None) and not family.takes_prompt:
+        raise UsageError(f"--prompt / --questions: a {family.name} head takes no prompt")
     with open_store(opts.features) as store:
         check_signature(store, loaded.training["inputs_signature"])
         ids, skipped = usable_videos(store, loaded.inputs)
-        dataset = make_dataset(store, ids, loaded.inputs, extras=family.extras(store, ids, None, model, prompt=opts.prompt))
+        questions = None
+        if opts.questions is not None:
+            questions = read_questions(opts.questions)
+            known = {v for (v,) in store.con.execute("SELECT video_id FROM videos").fetchall()}
+            unknown = sorted(set(questions.labels) - known)
+            if unknown:
+                raise UsageError(f"questions file {opts.questions} names video(s) not in store {opts.features}, e.g. {unknown[0]}")
+            ids = [v for v in ids if v in questions.labels]
+        item_ids, extras = family.items(store, ids, questions, model, prompt=opts.prompt)
+        dataset = make_dataset(store, item_ids, loaded.inputs, extras=extras)
     try:
         outputs = family.infer(model, loaded.processor, dataset, head_device(opts.device),
                                opts.batch_size or loaded.training["batch_size"])
@@ -269,4 +281,4 @@ def predict(run: str | Path, features: str | Path, output: str | Path, **options
         dataset.close()
     opts.output.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, opts.output)
-    return {"videos": len(ids), "skipped": skipped, "output": str(opts.output)}
+    return {"videos": len(ids), "rows": table.num_rows, "skipped": skipped, "output": str(opts.output)}

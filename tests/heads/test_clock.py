@@ -72,7 +72,7 @@ def test_actions_files_are_on_the_same_clock(late):
                          actions={"late.ts": (action_times, values)})
     model = SimpleNamespace(config=SimpleNamespace(task="action", inputs=["pixels"]))
     with alex.open_store(store_path) as store:
-        (extra,) = HEAD.extras(store, ["late.ts"], targets, model)
+        _, (extra,) = HEAD.items(store, ["late.ts"], targets, model)
     np.testing.assert_allclose(extra["actions"].ravel(), PIXEL_TIMES, atol=1e-6)
 
 

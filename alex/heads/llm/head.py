@@ -40,7 +40,7 @@ class LLMFamily(HeadFamily):
     def read_targets(self, path, fractions, task):
         if task == "action":
             return read_actions(path, fractions)
-        table = read_labels(path, fractions, label_column="text")
+        table = read_labels(path, fractions, label_column="text", several=True)
         if task == "qa" and not table.prompts:
             raise UsageError(f"labels file {path}: --task qa needs a 'prompt' column with the questions")
         return table
@@ -92,18 +92,16 @@ class LLMFamily(HeadFamily):
                 r=options.lora_rank, lora_alpha=2 * options.lora_rank, target_modules="all-linear", lora_dropout=0.0))
         return model, processor
 
-    def extras(self, store, video_ids, targets, model, prompt=None):
+    def items(self, store, video_ids, targets, model, prompt=None, train=False):
+        from alex.heads.generation import generative_items
+
         task = model.config.task
-        if targets is None:
-            return [{"prompt": prompt_for(task, prompt), "target": ""} for _ in video_ids]
-        items = [{"prompt": prompt_for(task, targets.prompts.get(v)), "target": targets.labels[v] if task != "action" else ""}
-                 for v in video_ids]
-        if task == "action":  # on the one clock: seconds from each video's first stored frame
-            (name,) = model.config.inputs
-            times = step_times(store, name, video_ids)
-            for item, v in zip(items, video_ids):
-                item["actions"] = align_actions(times[v], *targets.actions[v])
-        return items
+        if task != "action" or targets is None:
+            return generative_items(video_ids, targets, lambda question: prompt_for(task, question), prompt, train)
+        (name,) = model.config.inputs
+        times = step_times(store, name, video_ids)  # on the one clock: seconds from each video's first stored frame
+        return list(video_ids), [{"prompt": PROMPTS["action"], "target": "", "actions": align_actions(times[v], *targets.actions[v])}
+                                 for v in video_ids]
 
     def collator(self, processor, model, options):
         from alex.heads.llm.processing_alex import LLMCollator
@@ -148,7 +146,7 @@ class LLMFamily(HeadFamily):
 
         if model.config.task == "action":
             return action_metrics(outputs["actions"], [extra["actions"] for extra in dataset.extras])
-        return text_metrics(outputs["texts"], dataset)
+        return text_metrics(outputs["texts"], dataset, captions=model.config.task == "caption")
 
     def prediction_table(self, outputs, dataset, model):
         import pyarrow as pa

@@ -23,7 +23,7 @@ class T5Family(HeadFamily):
     def read_targets(self, path, fractions, task):
         from alex.heads.t5.processing_t5 import TARGET_COLUMNS
 
-        table = read_labels(path, fractions, label_column=TARGET_COLUMNS[task])
+        table = read_labels(path, fractions, label_column=TARGET_COLUMNS[task], several=task != "classify")
         if task == "vqa" and not table.prompts:
             raise UsageError(f"labels file {path}: --task vqa needs a 'prompt' column with the questions")
         return table
@@ -62,13 +62,12 @@ class T5Family(HeadFamily):
             raise UsageError(f"--task span: the tokenizer of {options.model} has no T5 sentinel tokens <extra_id_0>, ...")
         return model, processor
 
-    def extras(self, store, video_ids, targets, model, prompt=None):
+    def items(self, store, video_ids, targets, model, prompt=None, train=False):
+        from alex.heads.generation import generative_items
         from alex.heads.t5.processing_t5 import prompt_for
 
         task = model.config.task
-        if targets is None:
-            return [{"prompt": prompt_for(task, prompt), "target": ""} for _ in video_ids]
-        return [{"prompt": prompt_for(task, targets.prompts.get(v)), "target": targets.labels[v]} for v in video_ids]
+        return generative_items(video_ids, targets, lambda question: prompt_for(task, question), prompt, train)
 
     def collator(self, processor, model, options):
         from alex.heads.t5.processing_t5 import T5Collator
@@ -102,7 +101,8 @@ class T5Family(HeadFamily):
     def metrics(self, outputs, dataset, model) -> dict[str, Any]:
         from alex.heads.generation import text_metrics
 
-        return {} if model.config.task == "span" else text_metrics(outputs, dataset)
+        task = model.config.task
+        return {} if task == "span" else text_metrics(outputs, dataset, captions=task == "caption")
 
     def prediction_table(self, outputs, dataset, model):
         import pyarrow as pa
