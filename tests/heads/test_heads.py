@@ -113,12 +113,12 @@ def test_probe_defaults_to_the_encoders_own_width_with_width_over_64_heads(digit
     from alex.heads.training import train
 
     data, store = digits
-    train(ProbeOptions(features=store, labels=data.labels, output=tmp_path / "p", inputs=["p32"], epochs=1, device="cpu"))
+    train(ProbeOptions(features=store, labels=data.labels, output=tmp_path / "p", inputs=["clip"], epochs=1, device="cpu"))
     from alex.heads import load_head
 
     probe = load_head(tmp_path / "p")
-    assert probe.config.hidden_size == 3072 and probe.config.num_heads == 48  # pixels:32 is 32 x 32 x 3 = 3072
-    assert isinstance(probe.tokenizer.projections["p32"], torch.nn.Identity)  # no down-projection
+    assert probe.config.hidden_size == 32 and probe.config.num_heads == 1  # the tiny CLIP's 32-d embeddings
+    assert isinstance(probe.tokenizer.projections["clip"], torch.nn.Identity)  # no down-projection
     from alex.heads.probe.configuration_probe import heads_for
 
     assert [heads_for(w) for w in (1024, 768, 32, 200, 3072)] == [16, 12, 1, 2, 48]

@@ -31,7 +31,7 @@ def small(tmp_path_factory):
     """24 digit videos (pixels at 32 px), a split column, and tiny T5 / Llama checkpoints."""
     root = tmp_path_factory.mktemp("small")
     data = make_moving_digits(root / "data", num_videos=24, seed=3)
-    assert extract(ExtractOptions(videos=data.videos, store=root / "store", encoders=["p32=pixels:32"], fps=2.0,
+    assert extract(ExtractOptions(videos=data.videos, store=root / "store", encoders=["px=pixels:8"], fps=2.0,
                                   workers=0)).exit_code == 0
     split = {v.video_id: ("train" if i < 16 else "validation" if i < 20 else "test") for i, v in enumerate(data.items)}
     labels = root / "labels.csv"
@@ -52,9 +52,9 @@ def runs(small):
     out = {}
     for head in HEADS:
         cli, api = small["root"] / "cli" / head, small["root"] / "api" / head
-        required = {"features": small["store"], "labels": small["labels"][head], "inputs": "p32"}
+        required = {"features": small["store"], "labels": small["labels"][head], "inputs": "px"}
         args = ["train", "--head", head, "--features", small["store"], "--labels", small["labels"][head],
-                "--inputs", "p32", "--output", cli]
+                "--inputs", "px", "--output", cli]
         if head in small["models"]:
             args += [f"--{head}", small["models"][head]]
             required["model"] = str(small["models"][head])
@@ -194,12 +194,12 @@ def test_outputs_are_transformers_output_classes(runs):
     from alex.heads import load_head
 
     probe = load_head(runs["probe"][0])
-    features = {"p32": torch.randn(2, 3, 3072)}
-    out = probe(features, {"p32": torch.zeros(2, 3)}, {"p32": torch.ones(2, 3, dtype=torch.bool)}, labels=torch.tensor([0, 1]))
+    features = {"px": torch.randn(2, 3, 192)}
+    out = probe(features, {"px": torch.zeros(2, 3)}, {"px": torch.ones(2, 3, dtype=torch.bool)}, labels=torch.tensor([0, 1]))
     assert isinstance(out, SequenceClassifierOutput) and out.loss is not None
     t5 = load_head(runs["t5"][0])
-    out = t5(input_ids=torch.tensor([[5, 1]]), features={"p32": torch.randn(1, 3, 3072)}, timestamps={"p32": torch.zeros(1, 3)},
-             masks={"p32": torch.ones(1, 3, dtype=torch.bool)}, labels=torch.tensor([[6, 1]]))
+    out = t5(input_ids=torch.tensor([[5, 1]]), features={"px": torch.randn(1, 3, 192)}, timestamps={"px": torch.zeros(1, 3)},
+             masks={"px": torch.ones(1, 3, dtype=torch.bool)}, labels=torch.tensor([[6, 1]]))
     assert isinstance(out, Seq2SeqLMOutput) and out.loss is not None
     llm = load_head(runs["llm"][0]).eval()
     ids = torch.tensor([[5, 6, 7]])
@@ -211,7 +211,7 @@ def test_outputs_are_transformers_output_classes(runs):
 
 
 def test_options_of_other_heads_and_bad_values_are_refused_before_training(small, tmp_path):
-    base = ["train", "--features", str(small["store"]), "--labels", str(small["labels"]["probe"]), "--inputs", "p32",
+    base = ["train", "--features", str(small["store"]), "--labels", str(small["labels"]["probe"]), "--inputs", "px",
             "--output", str(tmp_path / "r")]
     for extra, words in [(["--lm", "lora"], "--lm does not apply to --head probe (an option of --head llm)"),
                          (["--head", "t5"], "--head t5 needs --model"),
@@ -265,7 +265,7 @@ def test_exit_codes_of_the_training_commands(small, runs, tmp_path, monkeypatch)
     import alex.heads.training
 
     run = tmp_path / "crash"
-    args = ["train", "--features", str(small["store"]), "--labels", str(small["labels"]["probe"]), "--inputs", "p32",
+    args = ["train", "--features", str(small["store"]), "--labels", str(small["labels"]["probe"]), "--inputs", "px",
             "--output", str(run), "--epochs", "1"]
     assert runner.invoke(app, ["evaluate", str(runs["probe"][0]), "--features", str(small["store"]), "--labels",
                                str(small["labels"]["probe"])]).exit_code == 0
@@ -375,6 +375,7 @@ HEAD = MeanFamily()
 }
 
 
+@pytest.mark.slow
 def test_a_fifth_head_is_one_folder_and_one_registry_entry(small, tmp_path):
     """A new head family trains, evaluates and predicts through the unchanged CLI and training path."""
     package = tmp_path / "toy_mean"
@@ -393,7 +394,7 @@ def test_a_fifth_head_is_one_folder_and_one_registry_entry(small, tmp_path):
     store, labels = str(small["store"]), str(small["labels"]["probe"])
     help_text = alex("train", "--help").stdout
     assert "--center" in help_text and "--no-center" in help_text and "(--head mean)" in help_text
-    result = alex("train", "--head", "mean", "--no-center", "--features", store, "--labels", labels, "--inputs", "p32",
+    result = alex("train", "--head", "mean", "--no-center", "--features", store, "--labels", labels, "--inputs", "px",
                   "--output", str(run), "--epochs", "3")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test: accuracy" in result.stdout
