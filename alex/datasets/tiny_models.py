@@ -60,3 +60,22 @@ def make_tiny_llama(folder: str | Path, texts: Iterable[str], seed: int = 0, hid
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def make_tiny_bart(folder: str | Path, texts: Iterable[str], seed: int = 0, d_model: int = 64) -> Path:
+    """A randomly initialised BART (2 + 2 layers, learned absolute positions) and a word tokenizer
+    for ``texts``, saved as a checkpoint folder that ``alex train --head t5 --model FOLDER`` loads (VL-BART)."""
+    import torch
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    folder = Path(folder)
+    tokenizer = word_tokenizer(texts)
+    config = BartConfig(vocab_size=len(tokenizer), d_model=d_model, encoder_layers=2, decoder_layers=2,
+                        encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=2 * d_model,
+                        decoder_ffn_dim=2 * d_model, max_position_embeddings=256, dropout=0.0, attention_dropout=0.0,
+                        pad_token_id=0, eos_token_id=1, bos_token_id=2, decoder_start_token_id=1, forced_bos_token_id=None,
+                        forced_eos_token_id=None, scale_embedding=True)
+    torch.manual_seed(seed)
+    BartForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import torch
-from transformers import T5ForConditionalGeneration
+from transformers import AutoModelForSeq2SeqLM
 from typer.testing import CliRunner
 
 from alex.cli import app
-from alex.datasets.tiny_models import make_tiny_t5, word_tokenizer
+from alex.datasets.tiny_models import make_tiny_bart, make_tiny_t5, word_tokenizer
 from alex.heads import load_head
 from alex.heads.t5 import AlexT5Config, AlexT5ForConditionalGeneration, AlexT5Processor, T5Collator, T5Options
 from alex.heads.t5.processing_t5 import span_corrupt
@@ -24,12 +24,25 @@ def tiny_t5(tmp_path_factory, digits):
     return make_tiny_t5(tmp_path_factory.mktemp("t5") / "tiny-t5", captions + [str(d) for d in range(10)])
 
 
+@pytest.fixture(scope="module")
+def tiny_bart(tmp_path_factory, digits):
+    data, _ = digits
+    captions = [json.loads(line)["text"] for line in data.captions.read_text().splitlines()]
+    return make_tiny_bart(tmp_path_factory.mktemp("bart") / "tiny-bart", captions + [str(d) for d in range(10)])
+
+
+@pytest.fixture(params=["t5", "bart"])
+def checkpoint(request, tiny_t5, tiny_bart):
+    """VL-T5 and VL-BART: the same head over either backbone."""
+    return {"t5": tiny_t5, "bart": tiny_bart}[request.param]
+
+
 def head(tiny_t5, **kwargs):
-    base = T5ForConditionalGeneration.from_pretrained(tiny_t5).eval()
-    config = AlexT5Config(t5_config=base.config.to_dict(), inputs=["clip"], input_dims=[16], **kwargs)
+    base = AutoModelForSeq2SeqLM.from_pretrained(tiny_t5).eval()
+    config = AlexT5Config(seq2seq_config=base.config.to_dict(), inputs=["clip"], input_dims=[16], **kwargs)
     torch.manual_seed(0)
     model = AlexT5ForConditionalGeneration(config).eval()
-    model.t5.load_state_dict(base.state_dict())
+    model.language_model.load_state_dict(base.state_dict())
     return model, base
 
 
@@ -39,8 +52,8 @@ def video(B=2, T=5, seed=0):
             {"clip": torch.ones(B, T, dtype=torch.bool)})
 
 
-def test_without_visual_tokens_logits_equal_t5(tiny_t5):
-    model, base = head(tiny_t5)
+def test_without_visual_tokens_logits_equal_t5_or_bart(checkpoint):
+    model, base = head(checkpoint)
     ids = torch.tensor([[20, 21, 22, 1], [23, 24, 1, 0]])
     mask = (ids != 0).long()
     labels = torch.tensor([[25, 26, 1], [27, 1, -100]])
@@ -57,7 +70,7 @@ def test_joint_encoder_reads_text_then_video_under_one_mask(tiny_t5):
     features, timestamps, masks = video()
     embeds, joint = model.joint_inputs(ids, mask, features, timestamps, masks)
     assert embeds.shape == (2, 3 + 5, 64) and joint.tolist() == [[1, 1, 1] + [1] * 5, [1, 1, 0] + [1] * 5]
-    torch.testing.assert_close(embeds[:, :3], model.t5.shared(ids))  # text first, as T5 embeds it
+    torch.testing.assert_close(embeds[:, :3], model.language_model.shared(ids))  # text first, as T5 embeds it
     labels = torch.tensor([[25, 1], [26, 1]])
     with torch.no_grad():
         plain = model(input_ids=ids, attention_mask=mask, features=features, timestamps=timestamps, masks=masks, labels=labels).logits
@@ -194,7 +207,7 @@ def test_a_t5_whose_tokenizer_adds_no_eos_still_learns_to_stop(digits, tmp_path)
 
 def test_relative_position_bias_is_between_text_tokens_only(tiny_t5):
     model, _ = head(tiny_t5)
-    attention = model.t5.encoder.block[0].layer[0].SelfAttention
+    attention = model.language_model.encoder.block[0].layer[0].SelfAttention
     plain = type(attention).compute_bias(attention, 3, 3)  # (1, H, 3, 3): T5's own bias for 3 text tokens
     model._text_length = 3
     joint = attention.compute_bias(3 + 5, 3 + 5)
@@ -204,9 +217,10 @@ def test_relative_position_bias_is_between_text_tokens_only(tiny_t5):
     assert joint[:, :, 3:].abs().sum() == 0 and joint[:, :, :, 3:].abs().sum() == 0
 
 
-def test_a_video_gives_the_same_logits_and_text_alone_and_in_any_batch(tiny_t5):
-    """Neighbours with longer and shorter prompts and videos pad this one's prompt and video."""
-    model, _ = head(tiny_t5)
+def test_a_video_gives_the_same_logits_and_text_alone_and_in_any_batch(checkpoint):
+    """Neighbours with longer and shorter prompts and videos pad this one's prompt and video (VL-T5:
+    relative bias between text tokens only; VL-BART: absolute positions for text tokens only)."""
+    model, _ = head(checkpoint)
     processor = AlexT5Processor(word_tokenizer(["caption: vqa: what moves where the digit 7 left up"]))
     prompts = ["vqa: what moves", "caption:", "vqa: what moves where the digit 7 left up"]
     lengths = [4, 6, 2]
@@ -231,3 +245,16 @@ def test_a_video_gives_the_same_logits_and_text_alone_and_in_any_batch(tiny_t5):
     without_labels = {k: v for k, v in alone.items() if k != "labels"}
     assert model.generate(**without_labels, **generate)[0].tolist() == \
         model.generate(**{k: v for k, v in together.items() if k != "labels"}, **generate)[0].tolist()
+
+
+def test_vl_bart_learns_captions_through_alex_train(tiny_bart, digits, tmp_path):
+    data, store = digits
+    result = CliRunner().invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "t5",
+                                      "--model", str(tiny_bart), "--inputs", "p32", "--output", str(tmp_path / "bart"),
+                                      "--lr", "0.002", "--epochs", "60", "--device", "cpu", "-q"])  # a random BART learns slower
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "bart" / "metrics.json").read_text())
+    assert metrics["test"]["exact_match"] >= 0.5
+    model = load_head(tmp_path / "bart")
+    assert type(model.language_model).__name__ == "BartForConditionalGeneration"
+    assert json.loads((tmp_path / "bart" / "config.json").read_text())["seq2seq_config"]["model_type"] == "bart"

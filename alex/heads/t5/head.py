@@ -1,5 +1,5 @@
-"""VL-T5 on the one training path: captions, answers, label words or span-corruption pretraining,
-from a T5 checkpoint (hub id or folder) or an earlier alex t5 run."""
+"""VL-T5 / VL-BART on the one training path: captions, answers, label words or span-corruption
+pretraining, from a T5 or BART checkpoint (hub id or folder) or an earlier alex t5 run."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ class T5Family(HeadFamily):
         return table
 
     def build(self, options, store, targets, selection, signature):
-        from transformers import T5ForConditionalGeneration
+        from transformers import AutoModelForSeq2SeqLM
 
         from alex.heads.generation import generation_config_for
-        from alex.heads.t5.configuration_t5 import AlexT5Config
+        from alex.heads.t5.configuration_t5 import SEQ2SEQ_TYPES, AlexT5Config
         from alex.heads.t5.modeling_t5 import AlexT5ForConditionalGeneration
         from alex.heads.t5.processing_t5 import AlexT5Processor
         from alex.hub import check_model_available, load_tokenizer, local_only
@@ -46,17 +46,20 @@ class T5Family(HeadFamily):
             processor = AlexT5Processor.from_pretrained(str(source))
         else:
             check_model_available(options.model, "--model")
-            base = T5ForConditionalGeneration.from_pretrained(options.model, local_files_only=local_only(options.model))
+            base = AutoModelForSeq2SeqLM.from_pretrained(options.model, local_files_only=local_only(options.model))
+            if base.config.model_type not in SEQ2SEQ_TYPES:
+                raise UsageError(f"--model {options.model} is a {base.config.model_type} model; --head t5 takes T5 or "
+                                 "BART checkpoints (VL-T5, VL-BART)")
             processor = AlexT5Processor(load_tokenizer(options.model))
             settings = dict(options.head_config)
             settings["max_steps"] = max(settings.get("max_steps", AlexT5Config().max_steps), longest_video(store, options.inputs))
             config = AlexT5Config(
-                t5_config=base.config.to_dict(), inputs=options.inputs,
+                seq2seq_config=base.config.to_dict(), inputs=options.inputs,
                 input_dims=[signature[name]["dim"] for name in options.inputs],
                 timestamp_encoding=options.timestamp_encoding, task=options.task, base_model=options.model, **settings,
             )
-            model = AlexT5ForConditionalGeneration(config, t5=base)
-        model.generation_config = generation_config_for(model.t5.generation_config, options.max_new_tokens,
+            model = AlexT5ForConditionalGeneration(config, language_model=base)
+        model.generation_config = generation_config_for(model.language_model.generation_config, options.max_new_tokens,
                                                         processor.tokenizer.pad_token_id)
         if options.task == "span" and not processor.sentinels():
             raise UsageError(f"--task span: the tokenizer of {options.model} has no T5 sentinel tokens <extra_id_0>, ...")

@@ -1,12 +1,13 @@
-"""VL-T5 on cached video features (Cho et al. 2021, "Unifying Vision-and-Language Tasks via Text
-Generation"; seeds/004). The visual features are encoded outside the model (here: once, by
+"""VL-T5 and VL-BART on cached video features (Cho et al. 2021, "Unifying Vision-and-Language Tasks
+via Text Generation"; seeds/004). The visual features are encoded outside the model (here: once, by
 ``alex extract``); ``VisualEmbedding`` projects them into T5's width, and the joint encoder
 reads the text token embeddings followed by the visual embeddings under one attention mask.
 T5's decoder generates the answer: a caption, an answer, or a class's label word.
 
-As in VL-T5's ``JointEncoder``, T5's relative position bias applies between text tokens only: the
-visual tokens get none (their order and time come from their own embeddings), so a video's
-outputs do not depend on how far its prompt is padded in a batch."""
+As in VL-T5's ``JointEncoder``, T5's relative position bias applies between text tokens only, and
+BART's absolute positions to text tokens only (VL-BART): the visual tokens get none (their order
+and time come from their own embeddings), so a video's outputs do not depend on how far its
+prompt is padded in a batch."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import GenerationMixin, PreTrainedModel, T5ForConditionalGeneration
+from transformers import AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput
 
 from alex.errors import UsageError
@@ -66,15 +67,20 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
     base_model_prefix = "alex_t5"
     main_input_name = "input_ids"
 
-    def __init__(self, config: AlexT5Config, t5: T5ForConditionalGeneration | None = None):
-        """``t5``: a loaded T5 to wrap (built from ``config.t5_config`` when None, as in ``from_pretrained``)."""
+    def __init__(self, config: AlexT5Config, language_model: PreTrainedModel | None = None):
+        """``language_model``: a loaded T5 or BART to wrap (built from ``config.seq2seq_config`` when None,
+        as in ``from_pretrained``)."""
         super().__init__(config)
-        text = config.t5()
-        self.t5 = t5 if t5 is not None else T5ForConditionalGeneration(text)
+        text = config.text_model_config()
+        self.language_model = language_model if language_model is not None else AutoModelForSeq2SeqLM.from_config(text)
         self.visual = VisualEmbedding(config.inputs, config.input_dims, text.d_model, config.timestamp_encoding,
                                       config.max_steps)
         self._text_length: int | None = None  # text tokens ahead of the visual ones in the encoder call under way
-        _bias_between_text_only(self.t5.encoder.block[0].layer[0].SelfAttention, self)
+        encoder = self.language_model.get_encoder()
+        if config.backbone == "t5":
+            _bias_between_text_only(encoder.block[0].layer[0].SelfAttention, self)
+        else:
+            _positions_for_text_only(encoder.embed_positions, self)
         self.post_init()
 
     def joint_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -82,7 +88,7 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
                      masks: dict[str, torch.Tensor] | None,
                      steps: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Text token embeddings followed by visual embeddings, one joint mask: (B, L + N, d), (B, L + N)."""
-        text = self.t5.get_input_embeddings()(input_ids)  # (B, L, d); T5 does not scale them
+        text = self.language_model.get_input_embeddings()(input_ids)  # (B, L, d); BART's embedding scales itself
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         if not features:
             return text, mask
@@ -93,7 +99,7 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         embeds, mask = self.joint_inputs(input_ids, attention_mask, features, timestamps, masks, steps)
         self._text_length = input_ids.shape[1]
         try:
-            return self.t5.get_encoder()(inputs_embeds=embeds, attention_mask=mask), mask
+            return self.language_model.get_encoder()(inputs_embeds=embeds, attention_mask=mask), mask
         finally:
             self._text_length = None
 
@@ -112,7 +118,7 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
     ):
         if encoder_outputs is None:
             encoder_outputs, attention_mask = self.encode(input_ids, attention_mask, features, timestamps, masks, steps)
-        return self.t5(encoder_outputs=encoder_outputs, attention_mask=attention_mask, labels=labels,
+        return self.language_model(encoder_outputs=encoder_outputs, attention_mask=attention_mask, labels=labels,
                        decoder_input_ids=decoder_input_ids, **kwargs)
 
     @torch.no_grad()
@@ -122,7 +128,7 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         ``generation_config`` (greedy, ``max_new_tokens``; keyword arguments override it)."""
         encoder_outputs, mask = self.encode(input_ids, attention_mask, features, timestamps, masks, steps)
         kwargs.setdefault("generation_config", self.generation_config)
-        return self.t5.generate(encoder_outputs=encoder_outputs, attention_mask=mask, **kwargs)
+        return self.language_model.generate(encoder_outputs=encoder_outputs, attention_mask=mask, **kwargs)
 
     def estimate_tokens(self, inputs: dict[str, Any]) -> int:
         visual = sum(int(m.sum()) for m in inputs.get("masks", {}).values())
@@ -130,8 +136,8 @@ class AlexT5ForConditionalGeneration(PreTrainedModel, GenerationMixin):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
-        if module is self.t5 or any(module is m for m in self.t5.modules()):
-            return  # T5 initialises (or loads) its own weights
+        if module is self.language_model or any(module is m for m in self.language_model.modules()):
+            return  # T5 / BART initialises (or loads) its own weights
         super()._init_weights(module)
         if isinstance(module, Time2Vec):
             module.reset_time_parameters()
@@ -153,6 +159,23 @@ def _bias_between_text_only(attention: nn.Module, head: AlexT5ForConditionalGene
         return nn.functional.pad(bias, (0, key_length - text, 0, query_length - text))  # (1, H, L + N, L + N)
 
     attention.compute_bias = compute_bias
+
+
+def _positions_for_text_only(positions: nn.Module, head: AlexT5ForConditionalGeneration) -> None:
+    """BART's learned absolute positions for the ``head._text_length`` text tokens only: the visual
+    tokens after them get none (VL-BART, Cho et al. 2021: their order and time come from their own
+    embeddings), so they do not move with the prompt's padding."""
+    compute = positions.forward
+
+    def forward(*args: Any, **kwargs: Any) -> torch.Tensor:
+        out = compute(*args, **kwargs)  # (..., L + N, d)
+        text = head._text_length
+        if text is None or text >= out.shape[-2]:
+            return out
+        keep = (torch.arange(out.shape[-2], device=out.device) < text).to(out.dtype)[:, None]  # (L + N, 1)
+        return out * keep
+
+    positions.forward = forward
 
 
 register_model(AlexT5ForConditionalGeneration, "AutoModelForSeq2SeqLM")
