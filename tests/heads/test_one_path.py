@@ -28,12 +28,22 @@ AUTO = {"probe": ("AttentiveProbe", None), "perceiver": ("PerceiverHead", None),
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
-    """24 digit videos (pixels at 32 px), a split column, and tiny T5 / Llama checkpoints."""
+    """24 digit videos of 2 s and 6 of 0.8 s (so batches pad), pixels at 8 px, a split column, and tiny
+    T5 / Llama checkpoints."""
+    import shutil
+
     root = tmp_path_factory.mktemp("small")
     data = make_moving_digits(root / "data", num_videos=24, seed=3)
+    short = make_moving_digits(root / "short", num_videos=6, frames=8, seed=4)
+    shutil.move(str(short.videos), str(data.videos / "short"))
+    for item in short.items:
+        item.video_id = f"short/{item.video_id}"
+    # train 18 + 2 short, validation 3 + 2 short, test 3 + 2 short
+    items = data.items[:18] + short.items[:2] + data.items[18:21] + short.items[2:4] + data.items[21:] + short.items[4:]
     assert extract(ExtractOptions(videos=data.videos, store=root / "store", encoders=["px=pixels:8"], fps=2.0,
                                   workers=0)).exit_code == 0
-    split = {v.video_id: ("train" if i < 16 else "validation" if i < 20 else "test") for i, v in enumerate(data.items)}
+    split = {v.video_id: ("train" if i < 20 else "validation" if i < 25 else "test") for i, v in enumerate(items)}
+    data.items = items
     labels = root / "labels.csv"
     labels.write_text("video_id,label,split\n" + "".join(f"{v.video_id},{v.digit},{split[v.video_id]}\n" for v in data.items))
     captions = root / "captions.jsonl"
@@ -185,7 +195,7 @@ def test_processors_round_trip_and_generation_settings_come_from_the_run(runs, s
     import pyarrow.parquet as pq
 
     texts = pq.read_table(tmp_path / "p.parquet").column("text").to_pylist()
-    assert len(texts) == 24 and max(len(t.split()) for t in texts) <= 2
+    assert len(texts) == 30 and max(len(t.split()) for t in texts) <= 2
 
 
 def test_outputs_are_transformers_output_classes(runs):
@@ -238,7 +248,7 @@ def test_batch_size_applies_to_evaluate_and_predict(runs, small, tmp_path):
         result = runner.invoke(app, ["predict", str(run), "--features", str(small["store"]), "-o",
                                      str(tmp_path / f"{batch}.parquet"), "--batch-size", batch])
         assert result.exit_code == 0, result.output
-    assert scores[0]["accuracy"] == scores[1]["accuracy"] and scores[0]["videos"] == 4
+    assert scores[0]["accuracy"] == scores[1]["accuracy"] and scores[0]["videos"] == 5
     one, five = (pq.read_table(tmp_path / f"{b}.parquet").to_pydict() for b in ("1", "5"))
     assert one["label"] == five["label"]
     torch.testing.assert_close(torch.tensor(one["probabilities"]), torch.tensor(five["probabilities"]), rtol=0, atol=1e-5)
@@ -401,9 +411,9 @@ def test_a_fifth_head_is_one_folder_and_one_registry_entry(small, tmp_path):
     assert json.loads((run / "training_config.json").read_text())["center"] is False
     assert json.loads((run / "config.json").read_text())["model_type"] == "alex_mean"
     result = alex("evaluate", str(run), "--features", store, "--labels", labels, "--json")
-    assert result.returncode == 0 and json.loads(result.stdout)["videos"] == 4, result.stderr[-3000:]
+    assert result.returncode == 0 and json.loads(result.stdout)["videos"] == 5, result.stderr[-3000:]
     result = alex("predict", str(run), "--features", store, "-o", str(tmp_path / "p.parquet"))
-    assert result.returncode == 0 and "predicted 24 video(s)" in result.stdout, result.stderr[-3000:]
+    assert result.returncode == 0 and "predicted 30 video(s)" in result.stdout, result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("head", ["t5", "llm"])
@@ -416,4 +426,4 @@ def test_generative_predictions_do_not_depend_on_the_batch_size(runs, small, tmp
                                      str(tmp_path / f"{batch}.parquet"), "--batch-size", batch])
         assert result.exit_code == 0, result.output
         tables.append(pq.read_table(tmp_path / f"{batch}.parquet").to_pydict())
-    assert tables[0] == tables[1] and len(tables[0]["text"]) == 24
+    assert tables[0] == tables[1] and len(tables[0]["text"]) == 30
