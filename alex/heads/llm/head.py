@@ -1,6 +1,7 @@
 """The LLM head on the one training path: ``--task caption|qa|action`` around a causal LM by hub id
-or folder. The LM is frozen (the projector, time embedding and action head learn), adapted with
-LoRA (peft; merged into the weights when saved), or fully trained.
+or folder, built once in ``--dtype``. The LM is frozen (the projector, time embedding and action
+head learn), adapted with LoRA (peft; kept as an adapter, merged with ``--merge``), or fully
+trained; frozen and LoRA runs save only what they trained.
 
 Captions and answers come from a labels file's ``text`` (and ``prompt``) columns; actions from a
 file with one row per time (``video_id``, ``timestamp``, ``actions``), each stored step taking the
