@@ -100,6 +100,12 @@ def extract(
     keep_tokens: bool = typer.Option(False, "--keep-tokens", help="languagebind: also store the per-frame tokens of hidden_states[-2] (for LLM heads)."),
     views: int = typer.Option(1, "--views", help="Per-frame encoders: K seeded augmented views per frame (random resized crop, flip); view 0 is the plain frame."),
     seed: int = typer.Option(0, "--seed", help="Seeds the augmented views: same seed, same views."),
+    audio_dir: Optional[Path] = typer.Option(
+        None, "--audio-dir",
+        help="Audio encoders (audio, perceiver-mm) read each video's audio from DIR/<video stem>.wav or .flac "
+        "(or the video's relative path with that suffix) instead of the container's track, as CREMA-D ships "
+        "AudioWAV/ beside VideoFlash/. A missing file fails only those encoders for that video.",
+    ),
     dtype: str = typer.Option("float16", "--dtype", help="Stored float type: float16 or float32."),
     glob: Optional[List[str]] = typer.Option(None, "--glob", help="Select files by glob relative to --videos (repeatable) instead of by video extension."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Try again the videos that failed in an earlier run."),
@@ -118,6 +124,7 @@ def extract(
         num_frames=num_frames, dtype=dtype, globs=list(glob or []) or None, retry_errors=retry_errors,
         device=device, batch_size=batch_size, workers=workers, quiet=quiet, shard_videos=shard_size,
         clip_frames=clip_frames, clip_stride=clip_stride, keep_tokens=keep_tokens, views=views, seed=seed,
+        audio_dir=audio_dir,
     )
     if fps is not None and num_frames is not None:
         err.print("[bold red]error:[/] choose one of --fps and --num-frames")

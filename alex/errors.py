@@ -44,3 +44,13 @@ class VideoDecodeError(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class AudioSourceError(Exception):
+    """An audio file paired with a video (``--audio-dir``) that is missing or cannot be read. Not
+    fatal: the encoders that need audio get ``error`` items; the video's other encoders go on."""
+
+    def __init__(self, video: str, audio: str | None, reason: str):
+        self.video, self.audio = video, audio
+        self.reason = f"audio file {audio}: {reason} (video {video})" if audio else f"{reason} (video {video})"
+        super().__init__(self.reason)

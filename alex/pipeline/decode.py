@@ -17,7 +17,9 @@ from typing import Any, Callable, Iterator
 import av
 import numpy as np
 
-from alex.errors import VideoDecodeError
+from alex.errors import AudioSourceError, VideoDecodeError
+
+AUDIO_LEAD_S = 1.0  # external audio is read this far ahead of the video frames, no further
 
 
 @dataclass
@@ -31,7 +33,9 @@ class VideoInfo:
     rotation: int = 0
     codec: str | None = None
     pix_fmt: str | None = None
-    has_audio: bool = False
+    has_audio: bool = False  # the container has an audio stream
+    audio_source: str | None = None  # where the audio encoders' samples came from: container, file or None
+    audio_path: str | None = None  # the file those samples were read from
 
     def to_row(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,8 +83,11 @@ def _rate(stream: av.video.stream.VideoStream) -> float | None:
 class VideoReader:
     """Streams one video's frames: ``for time, duration, frame in reader.frames()``."""
 
-    def __init__(self, path: str | Path, threads: int = 0):
+    def __init__(self, path: str | Path, threads: int = 0, audio_path: str | Path | None = None):
         self.path = str(path)
+        self.audio_path = str(audio_path) if audio_path is not None else None  # audio from this file, not the container
+        self.audio_source: str | None = None
+        self.audio_path_used: str | None = None
         self.container = open_video(self.path)
         try:
             self.stream = pick_video_stream(self.container, self.path)
@@ -95,38 +102,52 @@ class VideoReader:
         self.last_duration = 0.0
         self.frames_decoded = 0
 
-    def _decoded(self, on_audio: Callable[[np.ndarray, float], None] | None, audio_rate: int) -> Iterator[av.VideoFrame]:
-        """Video frames; with ``on_audio``, the default audio track is decoded in the same pass,
-        resampled to mono float32 at ``audio_rate`` and handed over as ``(samples, start s)``."""
+    def _decoded(self, on_audio: AudioCallback | None, audio_rates: tuple[int, ...]) -> Iterator[av.VideoFrame]:
+        """Video frames; with ``on_audio``, audio is decoded in the same pass, resampled to mono
+        float32 at each of ``audio_rates`` and handed over as ``(samples, start s, rate)``: the
+        container's default audio track, or the file ``audio_path`` (its time 0 is the video's
+        time 0), read a little ahead of the frames so memory stays bounded."""
+        if on_audio is not None and self.audio_path is not None:
+            yield from self._with_external_audio(on_audio, audio_rates)
+            return
         audio = self.container.streams.audio[0] if on_audio and self.container.streams.audio else None
         if audio is None:
             yield from self.container.decode(self.stream)
             return
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=audio_rate)
-        start: float | None = None
-        delivered = 0
+        self.audio_source, self.audio_path_used = "container", self.path
+        track = _AudioTrack(on_audio, audio_rates)
         for packet in self.container.demux(self.stream, audio):
             if packet.stream is audio:
                 for frame in packet.decode():
-                    if start is None and frame.pts is not None:
-                        start = float(frame.pts * frame.time_base)
-                    for out in resampler.resample(frame):
-                        samples = out.to_ndarray().reshape(-1)
-                        on_audio(samples, (start or 0.0) + delivered / audio_rate)
-                        delivered += len(samples)
+                    track.add(frame)
             else:
                 yield from packet.decode()
-        for out in resampler.resample(None):
-            samples = out.to_ndarray().reshape(-1)
-            on_audio(samples, (start or 0.0) + delivered / audio_rate)
-            delivered += len(samples)
+        track.flush()
 
-    def frames(self, on_audio: Callable[[np.ndarray, float], None] | None = None,
-               audio_rate: int = 16000) -> Iterator[tuple[float, float, av.VideoFrame]]:
+    def _with_external_audio(self, on_audio: AudioCallback, audio_rates: tuple[int, ...]) -> Iterator[av.VideoFrame]:
+        source = open_audio(self.path, self.audio_path)
+        self.audio_source, self.audio_path_used = "file", self.audio_path
+        track = _AudioTrack(on_audio, audio_rates)
+        frames = source.decode(audio=0)
+        try:
+            for frame in self.container.decode(self.stream):
+                if frame.pts is not None:
+                    ahead = float(frame.pts * frame.time_base) + AUDIO_LEAD_S
+                    while not track.ended and track.end < ahead:
+                        track.pull(frames, self.path, self.audio_path)
+                yield frame
+            while not track.ended:
+                track.pull(frames, self.path, self.audio_path)
+            track.flush()
+        finally:
+            source.close()
+
+    def frames(self, on_audio: AudioCallback | None = None,
+               audio_rates: tuple[int, ...] = (16000,)) -> Iterator[tuple[float, float, av.VideoFrame]]:
         """Decoded frames in presentation order as ``(time s, duration s, frame)``."""
         fallback_duration = 1.0 / r if (r := _rate(self.stream)) else 0.0
         try:
-            for frame in self._decoded(on_audio, audio_rate):
+            for frame in self._decoded(on_audio, audio_rates):
                 if frame.pts is None:
                     raise VideoDecodeError(self.path, "frames carry no presentation timestamps")
                 time = float(frame.pts * frame.time_base)
@@ -220,6 +241,8 @@ class VideoReader:
             codec=ctx.name,
             pix_fmt=ctx.pix_fmt,
             has_audio=len(self.container.streams.audio) > 0,
+            audio_source=self.audio_source,
+            audio_path=self.audio_path_used,
         )
 
     def close(self) -> None:
@@ -230,6 +253,68 @@ class VideoReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+AudioCallback = Callable[[np.ndarray, float, int], None]
+
+
+class _AudioTrack:
+    """Decoded audio frames -> mono float32 at each requested rate, with their start times on the
+    first frame's clock (samples are counted, so resampler delays do not shift them)."""
+
+    def __init__(self, on_audio: AudioCallback, rates: tuple[int, ...]):
+        self.on_audio = on_audio
+        self.resamplers = {rate: av.AudioResampler(format="flt", layout="mono", rate=rate) for rate in rates}
+        self.delivered = dict.fromkeys(rates, 0)
+        self.start: float | None = None
+        self.end = float("-inf")  # seconds reached by the decoded audio
+        self.ended = False
+
+    def add(self, frame: av.AudioFrame) -> None:
+        if self.start is None and frame.pts is not None:
+            self.start = float(frame.pts * frame.time_base)
+        if frame.pts is not None and frame.sample_rate:
+            self.end = float(frame.pts * frame.time_base) + frame.samples / frame.sample_rate
+        for rate, resampler in self.resamplers.items():
+            self._deliver(rate, resampler.resample(frame))
+
+    def pull(self, frames: Iterator[av.AudioFrame], video: str, audio: str | None) -> None:
+        """Decode the next frame of an external file; a file that breaks mid-way fails the video."""
+        try:
+            frame = next(frames, None)
+        except av.error.FFmpegError as exc:
+            raise VideoDecodeError(video, f"audio file {audio}: decoding failed ({_reason(exc)})") from exc
+        if frame is None:
+            self.ended = True
+        else:
+            self.add(frame)
+
+    def flush(self) -> None:
+        for rate, resampler in self.resamplers.items():
+            self._deliver(rate, resampler.resample(None))
+
+    def _deliver(self, rate: int, frames: list[av.AudioFrame]) -> None:
+        for out in frames:
+            samples = out.to_ndarray().reshape(-1)
+            self.on_audio(samples, (self.start or 0.0) + self.delivered[rate] / rate, rate)
+            self.delivered[rate] += len(samples)
+
+
+def open_audio(video: str, audio: str) -> av.container.InputContainer:
+    """Open an external audio file (WAV, FLAC, anything FFmpeg reads) that must hold an audio
+    stream; anything else is an ``AudioSourceError`` naming both files."""
+    try:
+        if os.path.getsize(audio) == 0:
+            raise AudioSourceError(video, audio, "empty file (0 bytes)")
+        container = av.open(audio, mode="r")
+    except OSError as exc:
+        raise AudioSourceError(video, audio, f"cannot read file: {exc.strerror or exc}") from exc
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise AudioSourceError(video, audio, f"not a readable audio file ({_reason(exc)})") from exc
+    if not container.streams.audio:
+        container.close()
+        raise AudioSourceError(video, audio, "the file has no audio stream")
+    return container
 
 
 def frame_to_rgb(frame: av.VideoFrame, rotation: int) -> np.ndarray:

@@ -61,6 +61,7 @@ class ExtractOptions:
     keep_tokens: bool = False  # languagebind: also store per-frame tokens (Video-LLaVA's layer)
     views: int = 1  # per-frame encoders: K augmented views per frame, view 0 plain (for probe training)
     seed: int = 0  # seeds the augmented views
+    audio_dir: Path | None = None  # audio encoders read DIR/<video stem>.wav|.flac instead of the container's track
 
 
 @dataclass
@@ -94,6 +95,7 @@ class _Video:
     received: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     encoded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     info: dict[str, Any] | None = None
+    item_errors: dict[str, str] = field(default_factory=dict)  # encoder -> why it failed on this video
     started: bool = False
     finished: bool = False
 
@@ -105,7 +107,7 @@ class _Pending:
     t_start: float
     t_end: float
     padded: int
-    data: np.ndarray  # one step's encoder input: (h, w, 3) pixels, (T, h, w, 3) clip, audio features
+    data: np.ndarray | dict[str, np.ndarray]  # one step's encoder input: (h, w, 3) pixels, (T, h, w, 3) clip, audio features...
     frame_times: np.ndarray | None = None  # (T,) a clip's frames' start times
 
 
@@ -136,12 +138,18 @@ def extract(options: ExtractOptions) -> ExtractReport:
     if options.views < 1:
         raise UsageError(f"--views must be at least 1, got {options.views}")
     clip_options = {"clip_frames": options.clip_frames, "clip_stride": options.clip_stride, "keep_tokens": options.keep_tokens}
-    identities = {}
+    if options.audio_dir is not None and not Path(options.audio_dir).is_dir():
+        raise UsageError(f"--audio-dir {options.audio_dir}: no such folder")
+    identities, samplings = {}, {}
     for spec in specs:
         identity = encoder_class(spec.family).identity(spec, **clip_options)
         clip = identity.pop("clip", {})  # clip encoders: clip length and stride are part of the sampling
+        own = identity.pop("sampling", None)  # an encoder that eats frames at the model's own rate
+        if own is not None:
+            samplings[spec.name] = Sampling(**own)
         views = {"views": options.views, "views_seed": options.seed} if options.views > 1 and not clip and spec.family != "audio" else {}
-        identities[spec.name] = {**identity, "sampling": {**sampling.to_dict(), **clip, **views}, "dtype": options.dtype}
+        run_sampling = samplings.get(spec.name, sampling).to_dict()
+        identities[spec.name] = {**identity, "sampling": {**run_sampling, **clip, **views}, "dtype": options.dtype}
     existing = read_store_config(store) if (store / STORE_JSON).exists() else None
     if existing is not None:
         for name, identity in identities.items():
@@ -167,7 +175,7 @@ def extract(options: ExtractOptions) -> ExtractReport:
             writer.fail_video(_row(file, None, STATUS_ERROR, reason))
             report.failed.append((file.video_id, reason))
         if videos:
-            _Run(options, writer, encoders, videos, sampling, device, report).run()
+            _Run(options, writer, encoders, videos, sampling, device, report, samplings).run()
     report.profile["wall_s"] = time.perf_counter() - started
     return report
 
@@ -221,6 +229,35 @@ def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry
     return videos, unreadable
 
 
+AUDIO_SUFFIXES = (".wav", ".flac", ".WAV", ".FLAC")
+
+
+def paired_audio(audio_dir: Path, file: VideoFile) -> tuple[str | None, str | None]:
+    """(the audio file paired with a video, or None and why not): ``DIR/<video path relative to
+    --videos, suffix replaced>`` (nested layouts), else ``DIR/<video stem>`` (flat ones, as
+    CREMA-D's ``AudioWAV/1001_DFA_ANG_XX.wav`` for ``VideoFlash/1001_DFA_ANG_XX.flv``), as .wav or .flac."""
+    relative = Path(file.video_id)
+    candidates = [audio_dir / relative.with_suffix(s) for s in AUDIO_SUFFIXES]
+    candidates += [audio_dir / (relative.stem + s) for s in AUDIO_SUFFIXES]
+    for candidate in candidates:
+        if candidate.is_file():
+            return str(candidate.resolve()), None
+    looked = audio_dir / relative.with_suffix(".wav|.flac")
+    return None, f"no audio file for video {file.path}: looked for {looked}"
+
+
+def _batch(data: list, device) -> Any:
+    """Stack one batch of encoder inputs (arrays, or dicts of arrays) as tensors on ``device``."""
+    import torch
+
+    if isinstance(data[0], dict):
+        return {key: _batch([d[key] for d in data], device) for key in data[0]}
+    batch = torch.from_numpy(np.stack(data))
+    if device.type == "cuda":
+        batch = batch.pin_memory().to(device, non_blocking=True)
+    return batch
+
+
 def _row(video: "_Video | VideoFile", info: dict[str, Any] | None, status: str, error: str | None) -> dict[str, Any]:
     file = video.file if isinstance(video, _Video) else video
     return {
@@ -241,7 +278,8 @@ class _Run:
     finished videos to the writer."""
 
     def __init__(self, options: ExtractOptions, writer: StoreWriter, encoders: dict[str, Any],
-                 videos: list[_Video], sampling: Sampling, device, report: ExtractReport):
+                 videos: list[_Video], sampling: Sampling, device, report: ExtractReport,
+                 samplings: dict[str, Sampling] | None = None):
         self.options, self.writer, self.encoders, self.report = options, writer, encoders, report
         self.device = device
         self.videos = {v.task_id: v for v in videos}
@@ -249,11 +287,16 @@ class _Run:
         workers = default_workers() if options.workers is None else options.workers
         # Split the cores between decode processes rather than letting each take them all.
         threads = options.decoder_threads or max(1, (os.cpu_count() or 1) // max(1, workers))
-        tasks = [
-            DecodeTask(v.task_id, str(v.file.path), {e: self._steps(e) for e in v.encoders}, sampling,
-                       threads=threads, fingerprint=v.fingerprint, video_id=v.file.video_id)
-            for v in videos
-        ]
+        own = {name: s for name, s in (samplings or {}).items() if name in encoders}
+        tasks = []
+        for v in videos:
+            steps = {e: self._steps(e) for e in v.encoders}
+            audio_path, audio_error = None, None
+            if options.audio_dir is not None and any(spec.hears_audio for spec in steps.values()):
+                audio_path, audio_error = paired_audio(Path(options.audio_dir), v.file)
+            tasks.append(DecodeTask(v.task_id, str(v.file.path), steps, sampling, threads=threads,
+                                    fingerprint=v.fingerprint, video_id=v.file.video_id, samplings=own,
+                                    audio_path=audio_path, audio_error=audio_error))
         self.decoder = ProcessDecoder(tasks, workers) if workers > 0 else InlineDecoder(tasks)
         self.progress = ExtractProgress(len(videos), quiet=options.quiet)
         self.profile = report.profile
@@ -298,11 +341,18 @@ class _Run:
             self.writer.begin_video(video.file.video_id)
         elif kind == "steps":
             self._add_steps(video, message[2], message[3])
+        elif kind == "item_error":  # this encoder cannot use this video; the others go on
+            name, reason = message[2], message[3]
+            video.item_errors[name] = reason
+            self.buffers[name] = [p for p in self.buffers[name] if p.task_id != video.task_id]
+            video.received[name] = video.encoded[name]
+            self.writer.drop_encoder(video.file.video_id, name)
         elif kind == "done":
             video.info, stats, video.fingerprint = message[2], message[3], message[4]
             self.profile["decode_s"] += stats.decode_s
             self.profile["preprocess_s"] += stats.preprocess_s
-            visual = [name for name in video.encoders if self.encoders[name].steps.kind != "audio"]
+            visual = [name for name in video.encoders if self.encoders[name].steps.kind != "audio"
+                      and name not in video.item_errors]
             if visual and not any(video.received[name] for name in visual):
                 self._fail(video, "no frame was sampled", video.info)
             else:
@@ -312,11 +362,15 @@ class _Run:
             self._fail(video, message[2], message[3])
 
     def _add_steps(self, video: _Video, name: str, chunk: StepChunk) -> None:
+        if name in video.item_errors:
+            return
         n = len(chunk.index)
         video.received[name] += n
+        data = chunk.data
         self.buffers[name].extend(
             _Pending(video.task_id, int(chunk.index[i]), float(chunk.t_start[i]), float(chunk.t_end[i]),
-                     int(chunk.padded[i]), chunk.data[i], None if chunk.frame_times is None else chunk.frame_times[i])
+                     int(chunk.padded[i]), {k: v[i] for k, v in data.items()} if isinstance(data, dict) else data[i],
+                     None if chunk.frame_times is None else chunk.frame_times[i])
             for i in range(n)
         )
         while len(self.buffers[name]) >= self.options.batch_size:
@@ -333,9 +387,7 @@ class _Run:
         buffer = self.buffers[name]
         items, self.buffers[name] = buffer[:n], buffer[n:]
         t0 = time.perf_counter()
-        batch = torch.from_numpy(np.stack([item.data for item in items]))  # (B, ...) as the encoder wants it
-        if self.device.type == "cuda":
-            batch = batch.pin_memory().to(self.device, non_blocking=True)
+        batch = _batch([item.data for item in items], self.device)  # (B, ...) as the encoder wants it, or name -> (B, ...)
         views = batch.shape[1] if self._steps(name).views > 1 else 0
         if views:  # (B, K, h, w, 3): encode every view, keep view 0 as the plain features
             batch = batch.flatten(0, 1)
@@ -345,7 +397,9 @@ class _Run:
             output = EncoderOutput(pooled=stacked[:, 0], arrays={"views": stacked})
         if isinstance(output, EncoderOutput):  # a pooled vector plus token arrays (HDF5)
             pooled = output.pooled.float().cpu().numpy()  # (B, D)
-            arrays = {key: value.float().cpu().numpy() for key, value in output.arrays.items()}
+            # floats as float32 (the writer casts to the store dtype); integer arrays (uint8 pixels) as they are
+            arrays = {key: (value.float() if value.is_floating_point() else value).cpu().numpy()
+                      for key, value in output.arrays.items()}
         else:  # per-frame encoders: the pooled vector is all there is (it lives in the frames table)
             pooled = output.float().cpu().numpy()  # (B, D)
             arrays = {}
@@ -386,11 +440,17 @@ class _Run:
             return
         if any(video.encoded[name] < video.received[name] for name in video.encoders):
             return
+        working = [name for name in video.encoders if name not in video.item_errors]
+        failures = [(video.file.video_id, f"{name}: {reason}") for name, reason in video.item_errors.items()]
+        if not working:  # every encoder failed on it (e.g. only audio encoders, and no audio file)
+            self._fail(video, "; ".join(reason for _, reason in failures), video.info)
+            return
         t0 = time.perf_counter()
-        self.writer.finish_video(_row(video, video.info, STATUS_OK, None), video.encoders)
+        self.writer.finish_video(_row(video, video.info, STATUS_OK, None), working, video.item_errors)
         self.profile["write_s"] += time.perf_counter() - t0
         video.finished = True
         self.report.ok.append(video.file.video_id)
+        self.report.failed.extend(failures)
         self.progress.video_done()
 
     def _fail(self, video: _Video, reason: str, info: dict[str, Any] | None) -> None:

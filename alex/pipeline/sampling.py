@@ -71,36 +71,62 @@ def even_targets(t_first: float, t_last: float, n: int) -> list[float]:
     return [t_first + i * step for i in range(n - 1)] + [t_last]
 
 
-def sample_stream(
-    frames: Iterable[tuple[float, float, Payload]],
-    make_targets: Callable[[float], Iterable[float]],
-) -> Iterator[Sample[Payload]]:
-    """Resolve targets against a stream of ``(time, duration, payload)`` in presentation order.
+class StreamSampler(Generic[Payload]):
+    """Resolves targets against frames pushed one by one in presentation order, so several
+    samplings (encoders with their own frame rate) can share one decoded stream.
 
     ``make_targets(t_first)`` is called with the first frame's time. Targets before the first
     frame have no frame at or before them and are skipped.
     """
-    targets: Iterator[float] | None = None
-    target: float | None = None
-    prev: tuple[float, float, Payload] | None = None
-    index = 0
+
+    def __init__(self, make_targets: Callable[[float], Iterable[float]]):
+        self._make_targets = make_targets
+        self._targets: Iterator[float] | None = None
+        self._target: float | None = None
+        self._prev: tuple[float, float, Payload] | None = None
+        self._index = 0
+
+    def push(self, time: float, duration: float, payload: Payload) -> list[Sample[Payload]]:
+        """The samples the frame at ``time`` resolves: targets before it take the previous frame."""
+        if self._targets is None:
+            self._targets = iter(self._make_targets(time))
+            self._target = next(self._targets, None)
+            while self._target is not None and self._target < time - TOLERANCE:  # nothing at or before it
+                self._target = next(self._targets, None)
+        out = []
+        prev = self._prev
+        while prev is not None and self._target is not None and self._target < time - TOLERANCE:
+            out.append(Sample(self._index, self._target, prev[0], time, prev[2]))
+            self._index += 1
+            self._target = next(self._targets, None)
+        if prev is None or time > prev[0]:  # a repeated or out-of-order time cannot be the latest frame later
+            self._prev = (time, duration, payload)
+        return out
+
+    @property
+    def done(self) -> bool:
+        """No target is left: later frames cannot give samples."""
+        return self._targets is not None and self._target is None
+
+    def finish(self) -> list[Sample[Payload]]:
+        """The targets at or before the last frame's time, once the stream has ended."""
+        if self._prev is None or self._targets is None:
+            return []
+        last_time, last_duration, payload = self._prev
+        out = []
+        while self._target is not None and self._target <= last_time + TOLERANCE:
+            out.append(Sample(self._index, self._target, last_time, last_time + last_duration, payload))
+            self._index += 1
+            self._target = next(self._targets, None)
+        return out
+
+
+def sample_stream(
+    frames: Iterable[tuple[float, float, Payload]],
+    make_targets: Callable[[float], Iterable[float]],
+) -> Iterator[Sample[Payload]]:
+    """Resolve targets against a stream of ``(time, duration, payload)`` in presentation order."""
+    sampler: StreamSampler[Payload] = StreamSampler(make_targets)
     for time, duration, payload in frames:
-        if targets is None:
-            targets = iter(make_targets(time))
-            target = next(targets, None)
-            while target is not None and target < time - TOLERANCE:  # nothing at or before it
-                target = next(targets, None)
-        while prev is not None and target is not None and target < time - TOLERANCE:
-            yield Sample(index, target, prev[0], time, prev[2])
-            index += 1
-            target = next(targets, None)
-        if prev is not None and time <= prev[0]:
-            continue  # a repeated or out-of-order timestamp cannot be the latest frame at a later time
-        prev = (time, duration, payload)
-    if prev is None:
-        return
-    last_time, last_duration, payload = prev
-    while target is not None and target <= last_time + TOLERANCE:
-        yield Sample(index, target, last_time, last_time + last_duration, payload)
-        index += 1
-        target = next(targets, None)
+        yield from sampler.push(time, duration, payload)
+    yield from sampler.finish()

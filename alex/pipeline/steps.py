@@ -15,12 +15,17 @@ from typing import Any, Callable
 import numpy as np
 
 
+class StepsUnavailable(Exception):
+    """An encoder cannot have its steps from this video (e.g. audio-visual clips of a video without
+    audio): an ``error`` item for that encoder, the video's other encoders unaffected."""
+
+
 @dataclass
 class Step:
     index: int
     t_start: float
     t_end: float
-    data: np.ndarray  # what the encoder consumes: uint8 pixels, float frames, audio features...
+    data: np.ndarray | dict[str, np.ndarray]  # what the encoder consumes: uint8 pixels, audio features, or several arrays
     padded: int = 0  # frames repeated to fill a clip past the end of the video
     frame_times: np.ndarray | None = None  # (clip_frames,) a clip's frames' own start times (repeats: the last's)
 
@@ -97,6 +102,7 @@ class AudioSteps:
     _buffer_start: float = 0.0
     _audio_end: float = float("-inf")
     _seen_audio: bool = False
+    silence_where_missing: bool = False  # a window the track does not reach: zeros, not no row (once audio was seen)
 
     def feed(self, index: int, t_start: float, t_end: float, rgb: np.ndarray | None) -> list[Step]:
         self._windows.append((index, t_start))
@@ -125,7 +131,7 @@ class AudioSteps:
             if not final and end > self._audio_end:
                 break
             self._windows.pop(0)
-            if not self._seen_audio or start >= self._audio_end:
+            if not self._seen_audio or (start >= self._audio_end and not self.silence_where_missing):
                 continue  # no audio at this moment: no row
             first = int(round((start - self._buffer_start) * self.rate))
             length = int(round(self.window_s * self.rate))
@@ -153,6 +159,51 @@ class AudioSteps:
         return self._ready(final=True)
 
 
+def raw_samples(window: np.ndarray) -> np.ndarray:
+    """An audio window as it is: mono float32 samples (for models that eat the waveform)."""
+    return np.ascontiguousarray(window, dtype=np.float32)
+
+
+@dataclass
+class AVClipSteps:
+    """Clips of consecutive sampled frames with the audio they span: ``{"image": (T, ...) frames,
+    "audio": (samples,) float32}``, the audio starting at the clip's first frame's time, for models
+    that eat both (the multimodal Perceiver). A clip waits for its audio; audio past the end of
+    the track is silence; a video with no audio at all gives no clips (``StepsUnavailable``)."""
+
+    clips: ClipSteps
+    audio: AudioSteps
+    _waiting: dict[int, Step] = field(default_factory=dict)
+
+    def feed(self, index: int, t_start: float, t_end: float, rgb: np.ndarray) -> list[Step]:
+        return self._open(self.clips.feed(index, t_start, t_end, rgb))
+
+    def feed_audio(self, samples: np.ndarray, start: float) -> list[Step]:
+        return self._pair(self.audio.feed_audio(samples, start))
+
+    def _open(self, clips: list[Step]) -> list[Step]:
+        windows = []
+        for clip in clips:
+            self._waiting[clip.index] = clip
+            windows.extend(self.audio.feed(clip.index, clip.t_start, clip.t_start + self.audio.window_s, None))
+        return self._pair(windows)
+
+    def _pair(self, windows: list[Step]) -> list[Step]:
+        steps = []
+        for window in windows:
+            clip = self._waiting.pop(window.index)
+            steps.append(Step(clip.index, clip.t_start, clip.t_end, {"image": clip.data, "audio": window.data},
+                              clip.padded, clip.frame_times))
+        return steps
+
+    def finish(self) -> list[Step]:
+        steps = self._open(self.clips.finish())
+        steps += self._pair(self.audio.finish())
+        if self._waiting:
+            raise StepsUnavailable("no audio: the video has no audio track (pair videos with audio files: --audio-dir DIR)")
+        return steps
+
+
 @dataclass(frozen=True)
 class StepSpec:
     """How an encoder wants its steps built: ``kind`` frame, clip or audio, and its parameters."""
@@ -165,6 +216,11 @@ class StepSpec:
     rate: int = 16000
     views: int = 1  # frames: augmented views per frame (view 0 plain)
     seed: int = 0
+    audio_samples: int = 0  # avclip: audio samples per clip, at ``rate``
+
+    @property
+    def hears_audio(self) -> bool:
+        return self.kind in ("audio", "avclip")
 
     def build(self, window_s: float = 1.0, video_key: int = 0) -> Any:
         if self.kind == "frame" and self.views > 1:
@@ -175,6 +231,10 @@ class StepSpec:
             return ClipSteps(self.transform, self.clip_frames, self.stride)
         if self.kind == "audio":
             return AudioSteps(self.features, self.rate, window_s)
+        if self.kind == "avclip":
+            audio = AudioSteps(self.features or raw_samples, self.rate, self.audio_samples / self.rate,
+                               silence_where_missing=True)
+            return AVClipSteps(ClipSteps(self.transform, self.clip_frames, self.stride), audio)
         raise ValueError(f"unknown step kind {self.kind!r}")
 
 

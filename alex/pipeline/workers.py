@@ -21,11 +21,11 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from alex.errors import VideoDecodeError
-from alex.pipeline.decode import VideoReader, frame_to_rgb
+from alex.errors import AudioSourceError, VideoDecodeError
+from alex.pipeline.decode import VideoReader, frame_to_rgb, open_audio
 from alex.pipeline.listing import fingerprint
-from alex.pipeline.sampling import Sampling, even_targets, fps_targets, sample_stream
-from alex.pipeline.steps import AudioSteps, Step, StepSpec
+from alex.pipeline.sampling import Sample, Sampling, StreamSampler, even_targets, fps_targets
+from alex.pipeline.steps import Step, StepsUnavailable, StepSpec
 
 CHUNK_STEPS = 8
 
@@ -38,8 +38,10 @@ class DecodeTask:
     sampling: Sampling
     threads: int = 0
     fingerprint: str | None = None  # None: hash the file here, in parallel with other workers
-    audio_rate: int = 16000
     video_id: str = ""  # seeds augmented views, so they do not depend on the worker
+    samplings: dict[str, Sampling] = field(default_factory=dict)  # encoders that sample at their own rate
+    audio_path: str | None = None  # read audio from this file instead of the container (--audio-dir)
+    audio_error: str | None = None  # why the paired audio file cannot be used (e.g. none found)
 
 
 @dataclass
@@ -50,7 +52,7 @@ class StepChunk:
     t_start: np.ndarray  # (N,) float64 seconds
     t_end: np.ndarray  # (N,) float64 seconds
     padded: np.ndarray  # (N,) int16: frames repeated to complete a clip
-    data: np.ndarray  # (N, ...) the encoder's input
+    data: np.ndarray | dict[str, np.ndarray]  # (N, ...) the encoder's input, or name -> (N, ...)
     frame_times: np.ndarray | None = None  # (N, clip_frames) float64: each clip frame's start time
 
 
@@ -63,22 +65,43 @@ class DecodeStats:
 
 
 # Messages to the parent, as tuples: ("start", task_id, pid) ("steps", task_id, encoder, StepChunk)
+# ("item_error", task_id, encoder, reason): that encoder fails on this video, the others go on
 # ("done", task_id, info dict, DecodeStats, fingerprint) ("error", task_id, reason, info dict | None, fingerprint)
 
 
 def _pack(steps: list[Step]) -> StepChunk:
+    first = steps[0].data
     return StepChunk(
         index=np.array([s.index for s in steps], dtype=np.int32),
         t_start=np.array([s.t_start for s in steps], dtype=np.float64),
         t_end=np.array([s.t_end for s in steps], dtype=np.float64),
         padded=np.array([s.padded for s in steps], dtype=np.int16),
-        data=np.stack([s.data for s in steps]),
+        # one array per step, or several (e.g. a clip's frames and its audio): stacked per name
+        data={key: np.stack([s.data[key] for s in steps]) for key in first} if isinstance(first, dict)
+        else np.stack([s.data for s in steps]),
         frame_times=np.stack([s.frame_times for s in steps]) if steps[0].frame_times is not None else None,
     )
 
 
+def _targets(sampling: Sampling, reader: VideoReader, bounds: list) -> tuple[Any, float]:
+    """(make_targets, window seconds) of a sampling; ``--num-frames`` needs the video's time span
+    (one demux pass, done once per video and kept in ``bounds``)."""
+    if sampling.num_frames is None:
+        return (lambda first: fps_targets(first, sampling.fps)), 1.0 / sampling.fps
+    if not bounds:
+        bounds.extend(reader.time_bounds())
+    t_first, t_last = bounds
+    n = sampling.num_frames
+    window_s = (t_last - t_first) / (n - 1) if n > 1 and t_last > t_first else max(t_last - t_first, 1.0)
+    # from the first frame actually shown (a decoder may drop leading packets) to the last
+    return (lambda first: even_targets(max(first, t_first), t_last, n)), window_s
+
+
 def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tuple]:
-    """Decode one video into messages; a decode failure is an ``error`` message, never an exception."""
+    """Decode one video into messages; a decode failure is an ``error`` message, never an exception.
+
+    Encoders that share a sampling share one sampler; one with its own rate (``task.samplings``)
+    gets its own, over the same decoded frames (each video is decoded once)."""
     stats = DecodeStats()
     reader: VideoReader | None = None
     digest = task.fingerprint
@@ -88,52 +111,85 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
                 digest = fingerprint(task.path)
             except OSError as exc:
                 raise VideoDecodeError(task.path, f"cannot read file: {exc.strerror or exc}") from exc
-        reader = VideoReader(task.path, threads=task.threads)
-        if task.sampling.num_frames is not None:
-            t_first, t_last = reader.time_bounds()
-            n = task.sampling.num_frames
-            window_s = (t_last - t_first) / (n - 1) if n > 1 and t_last > t_first else max(t_last - t_first, 1.0)
-            # from the first frame actually shown (a decoder may drop leading packets) to the last
-            targets = lambda first: even_targets(max(first, t_first), t_last, n)  # noqa: E731
-        else:
-            window_s = 1.0 / task.sampling.fps
-            targets = lambda first: fps_targets(first, task.sampling.fps)  # noqa: E731
         video_key = int.from_bytes(hashlib.blake2b(task.video_id.encode(), digest_size=8).digest(), "big")
-        builders = {name: spec.build(window_s, video_key) for name, spec in task.steps.items()}
-        audio = {name: b for name, b in builders.items() if isinstance(b, AudioSteps)}
-        visual = {name: b for name, b in builders.items() if name not in audio}
+        hears = {name for name, spec in task.steps.items() if spec.hears_audio}
+        audio_error = task.audio_error if hears else None
+        if hears and audio_error is None and task.audio_path is not None:
+            try:
+                open_audio(task.path, task.audio_path).close()
+            except AudioSourceError as exc:
+                audio_error = exc.reason
+        steps = dict(task.steps)
+        if audio_error is not None:  # the paired audio file is unusable: those encoders fail, the rest go on
+            for name in sorted(hears):
+                yield ("item_error", task.task_id, name, audio_error)
+                del steps[name]
+            hears = set()
+        reader = VideoReader(task.path, threads=task.threads, audio_path=task.audio_path)
+        bounds: list = []
+        groups: dict[Sampling, list[str]] = {}
+        for name in steps:
+            groups.setdefault(task.samplings.get(name, task.sampling), []).append(name)
+        samplers, windows, builders = {}, {}, {}
+        for sampling, names in groups.items():
+            make_targets, windows[sampling] = _targets(sampling, reader, bounds)
+            samplers[sampling] = StreamSampler(make_targets)
+            builders.update({name: steps[name].build(windows[sampling], video_key) for name in names})
+        if not groups:  # nothing to encode (every encoder failed above): decode anyway, for the row
+            samplers[task.sampling] = StreamSampler(_targets(task.sampling, reader, bounds)[0])
         pending: dict[str, list[Step]] = {name: [] for name in builders}
+        rates = tuple(sorted({steps[name].rate for name in hears}))
 
-        def on_audio(samples: np.ndarray, start: float) -> None:
-            for name, builder in audio.items():
-                pending[name].extend(builder.feed_audio(samples, start))
+        def on_audio(samples: np.ndarray, start: float, rate: int) -> None:
+            for name in hears:
+                if steps[name].rate == rate:
+                    pending[name].extend(builders[name].feed_audio(samples, start))
 
-        samples = sample_stream(reader.frames(on_audio if audio else None, task.audio_rate), targets)
         last_frame, rgb = None, None
+
+        def take(sampling: Sampling, sample: Sample) -> None:
+            nonlocal last_frame, rgb
+            for name in groups.get(sampling, []):
+                builder = builders[name]
+                if steps[name].kind == "audio":  # audio windows start at the targets themselves
+                    pending[name].extend(builder.feed(sample.index, sample.target, sample.target + windows[sampling], None))
+                    continue
+                if sample.payload is not last_frame:  # the same frame may serve several targets
+                    last_frame, rgb = sample.payload, frame_to_rgb(sample.payload, reader.rotation)
+                pending[name].extend(builder.feed(sample.index, sample.t_start, sample.t_end, rgb))
+            stats.frames += 1
+
+        frames = reader.frames(on_audio if hears else None, rates)
         while True:
             t0 = time.perf_counter()
-            sample = next(samples, None)
+            decoded = next(frames, None)
             t1 = time.perf_counter()
             stats.decode_s += t1 - t0
-            if sample is None:
+            if decoded is None:
                 break
-            if visual and sample.payload is not last_frame:  # the same frame may serve several targets
-                last_frame, rgb = sample.payload, frame_to_rgb(sample.payload, reader.rotation)
-            for name, builder in visual.items():
-                pending[name].extend(builder.feed(sample.index, sample.t_start, sample.t_end, rgb))
-            for name, builder in audio.items():  # audio windows start at the targets themselves
-                pending[name].extend(builder.feed(sample.index, sample.target, sample.target + window_s, None))
+            for sampling, sampler in samplers.items():
+                for sample in sampler.push(*decoded):
+                    take(sampling, sample)
             stats.preprocess_s += time.perf_counter() - t1
-            stats.frames += 1
-            for name, steps in pending.items():
-                if len(steps) >= chunk_steps:
-                    yield ("steps", task.task_id, name, _pack(steps))
+            for name, ready in pending.items():
+                if len(ready) >= chunk_steps:
+                    yield ("steps", task.task_id, name, _pack(ready))
                     pending[name] = []
+        for sampling, sampler in samplers.items():
+            for sample in sampler.finish():
+                take(sampling, sample)
         for name, builder in builders.items():
-            pending[name].extend(builder.finish())
-        for name, steps in pending.items():
-            for start in range(0, len(steps), chunk_steps):
-                yield ("steps", task.task_id, name, _pack(steps[start : start + chunk_steps]))
+            try:
+                pending[name].extend(builder.finish())
+            except StepsUnavailable as exc:  # e.g. an audio-visual clip encoder on a video without audio
+                pending[name] = []
+                yield ("item_error", task.task_id, name, f"{exc} (video {task.path})")
+                builders[name] = None
+        for name, ready in pending.items():
+            if builders[name] is None:
+                continue
+            for start in range(0, len(ready), chunk_steps):
+                yield ("steps", task.task_id, name, _pack(ready[start : start + chunk_steps]))
         yield ("done", task.task_id, reader.info().to_row(), stats, digest)
     except VideoDecodeError as exc:
         yield ("error", task.task_id, exc.reason, _safe_info(reader), digest)

@@ -64,7 +64,9 @@ VIDEOS_SCHEMA = pa.schema(
         ("rotation", pa.int32()),
         ("codec", pa.string()),
         ("pix_fmt", pa.string()),
-        ("has_audio", pa.bool_()),
+        ("has_audio", pa.bool_()),  # the container has an audio stream
+        ("audio_source", pa.string()),  # where the audio encoders' samples came from: container, file (--audio-dir), or null
+        ("audio_path", pa.string()),  # the file they were read from
         ("status", pa.string()),
         ("error", pa.string()),
         ("extracted_at", pa.timestamp("ms")),  # UTC (naive: readable without pytz)

@@ -158,8 +158,11 @@ class StoreWriter:
         self.config["encoders"][name] = config
         write_store_config(self.root, self.config)
 
-    def _dtype(self, encoder: str) -> np.dtype:
-        return np.dtype(self.config["encoders"][encoder]["dtype"])
+    def _dtype(self, encoder: str, array: str | None = None) -> np.dtype:
+        """The store dtype of an encoder's floats, or an array's own (``array_dtypes``: uint8 pixels,
+        float32 audio samples of a cached model input)."""
+        config = self.config["encoders"][encoder]
+        return np.dtype(config.get("array_dtypes", {}).get(array, config["dtype"]))
 
     # ---- videos ---------------------------------------------------------------------------
 
@@ -191,7 +194,7 @@ class StoreWriter:
         video = self._videos[video_id]
         dtype = self._dtype(encoder)
         pooled = np.asarray(steps.pooled).astype(dtype, copy=False)
-        arrays = {name: np.asarray(a).astype(dtype, copy=False) for name, a in steps.arrays.items()}
+        arrays = {name: np.asarray(a).astype(self._dtype(encoder, name), copy=False) for name, a in steps.arrays.items()}
         for name, values in [("embedding", pooled), *arrays.items()]:
             if not np.isfinite(values).all():
                 raise NonFiniteFeatureError(
@@ -237,9 +240,10 @@ class StoreWriter:
                 video.segment.bytes += values.nbytes
         video.pending_bytes = 0
 
-    def finish_video(self, row: dict[str, Any], encoders: list[str]) -> None:
+    def finish_video(self, row: dict[str, Any], encoders: list[str], failed: Mapping[str, str] | None = None) -> None:
         """Commit a finished video: its ``videos`` row (with its ``fingerprint``), one item per encoder
-        and the frames rows."""
+        and the frames rows; ``failed`` (encoder -> reason): encoders that could not use this video,
+        recorded as ``error`` items."""
         video_id = row["video_id"]
         video = self._videos.pop(video_id)
         segment = video.segment
@@ -254,6 +258,11 @@ class StoreWriter:
                  "num_steps": num_steps, "status": STATUS_OK, "error": None, "segment": segment.name}
             )
             self._flush_frames(segment, encoder, final=False)
+        segment.item_rows.extend(
+            {"video_id": video_id, "encoder": encoder, "fingerprint": row["fingerprint"], "num_steps": 0,
+             "status": STATUS_ERROR, "error": reason, "segment": segment.name}
+            for encoder, reason in (failed or {}).items()
+        )
         segment.video_rows.append({**row, "segment": segment.name})
         segment.open_videos.discard(video_id)
         self._seal_if_done(segment)
@@ -287,6 +296,15 @@ class StoreWriter:
         )
         segment.open_videos.discard(video_id)
         self._seal_if_done(segment)
+
+    def drop_encoder(self, video_id: str, encoder: str) -> None:
+        """Forget what an open video has of one encoder (it failed on this video): rows and arrays."""
+        video = self._videos.get(video_id)
+        if video is None:
+            return
+        video.encoders.pop(encoder, None)
+        video.arrays.pop(encoder, None)
+        self._drop_arrays(video.segment, video_id, [encoder])
 
     def _drop_arrays(self, segment: _Segment, video_id: str, encoders: list[str]) -> None:
         for encoder in encoders:

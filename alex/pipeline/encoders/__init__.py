@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "tubelet": "alex.pipeline.encoders.tubelet:TubeletEncoder",
     "audio": "alex.pipeline.encoders.audio:AudioEncoder",
     "languagebind": "alex.pipeline.encoders.languagebind.encoder:LanguageBindEncoder",
+    "perceiver-mm": "alex.pipeline.encoders.perceiver_mm:PerceiverMMEncoder",
 }
 
 DEFAULT_ENCODER = "clip"
