@@ -10,6 +10,7 @@ metrics files, the training curve and writing predictions. A head answers only w
   ``processing_*.py``), from the options and what the store holds;
 - ``items``: the dataset's items (one per video, or one per caption or question of a video) and
   what each carries besides features (a label id, a prompt and its answers, actions);
+- ``dataset`` (optional): how items are read from the store, by default its features;
 - ``collator``: items -> model inputs;
 - ``infer``, ``metrics``, ``prediction_table``, ``plots``: its outputs, how they are scored, how a
   prediction row looks, and its pictures.
@@ -62,6 +63,14 @@ class HeadFamily:
         ``train``, its questions) and the fields each carries besides features. ``targets`` is None
         when predicting without questions (then ``prompt`` is asked of every video)."""
         return list(video_ids), None
+
+    def dataset(self, store: Store, video_ids: list[str], inputs: list[str], train: bool,
+                extras: list[dict[str, Any]] | None, model: Any) -> Any:
+        """The Dataset of these items: by default the store's features (``FeatureDataset``); a head
+        that eats cached model inputs instead (clips of frames and audio) reads them its own way."""
+        from alex.heads.data import make_dataset
+
+        return make_dataset(store, video_ids, inputs, augment=train, extras=extras)
 
     def check_targets(self, model: Any, targets: LabelTable, video_ids: list[str]) -> None:
         """Refuse targets a trained model cannot score (e.g. labels it never saw)."""

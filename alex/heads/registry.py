@@ -23,6 +23,7 @@ HEADS: dict[str, str] = {
     "perceiver": "alex.heads.perceiver",
     "t5": "alex.heads.t5",
     "llm": "alex.heads.llm",
+    "perceiver-mm": "alex.heads.perceiver_mm",
 }
 DEFAULT_HEAD = "probe"
 

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from alex import __version__
 from alex.errors import UsageError
-from alex.heads.data import make_dataset, select_labelled, usable_videos
+from alex.heads.data import select_labelled, usable_videos
 from alex.heads.inputs import check_signature, input_signature
 from alex.heads.labels import read_questions
 from alex.heads.options import EvaluateOptions, PredictOptions, TrainOptions
@@ -159,7 +159,7 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
         datasets = {}
         for split, ids in selection.splits.items():
             item_ids, extras = family.items(store, ids, table, model, train=split == "train")
-            datasets[split] = make_dataset(store, item_ids, options.inputs, augment=split == "train", extras=extras)
+            datasets[split] = family.dataset(store, item_ids, options.inputs, split == "train", extras, model)
     try:
         trainer = fit(model, options, run_dir, datasets["train"], datasets["validation"], family.collator(processor, model, options),
                       last, family)
@@ -242,7 +242,7 @@ def evaluate(run: str | Path, features: str | Path, labels: str | Path, **option
         ids = selection.splits[opts.split]
         family.check_targets(model, table, ids)
         item_ids, extras = family.items(store, ids, table, model)
-        dataset = make_dataset(store, item_ids, loaded.inputs, extras=extras)
+        dataset = family.dataset(store, item_ids, loaded.inputs, False, extras, model)
     try:
         outputs = family.infer(model, loaded.processor, dataset, head_device(opts.device),
                                opts.batch_size or loaded.training["batch_size"])
@@ -272,7 +272,7 @@ def predict(run: str | Path, features: str | Path, output: str | Path, **options
                 raise UsageError(f"questions file {opts.questions} names video(s) not in store {opts.features}, e.g. {unknown[0]}")
             ids = [v for v in ids if v in questions.labels]
         item_ids, extras = family.items(store, ids, questions, model, prompt=opts.prompt)
-        dataset = make_dataset(store, item_ids, loaded.inputs, extras=extras)
+        dataset = family.dataset(store, item_ids, loaded.inputs, False, extras, model)
     try:
         outputs = family.infer(model, loaded.processor, dataset, head_device(opts.device),
                                opts.batch_size or loaded.training["batch_size"])
