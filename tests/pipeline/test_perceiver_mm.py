@@ -1,0 +1,148 @@
+"""perceiver-mm extraction: the multimodal Perceiver's inputs cached per clip, at the model's frame
+rate, on the store's one timeline; audio from the container or from --audio-dir files."""
+
+import json
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from alex.cli import app
+from alex.datasets.audio_visual import write_wav
+from alex.datasets.write import tone, write_video
+from alex.multimodal_perceiver import ClipGeometry
+from alex.pipeline.extract import ExtractOptions, extract
+from alex.store.reader import open_store
+
+RATE = 48000  # the tiny model's audio rate: 25 frames/s x 1920 samples per frame
+TONE_HZ, AMPLITUDE = 440.0, 0.3
+
+
+def grey_video(path, frames=30, audio=None, audio_rate=16000):
+    """Frame i is uniformly grey at level 8 * i: a clip's content says which frames it holds."""
+    images = [np.full((48, 64, 3), 8 * i, np.uint8) for i in range(frames)]
+    return write_video(path, images, fps=25, audio=audio, audio_rate=audio_rate)
+
+
+def arrays(store, encoder, video_id):
+    with open_store(store) as s:
+        path, group = s.array_location(video_id, encoder)
+    with h5py.File(path) as h5:
+        g = h5[group]
+        return {name: (g[name][()], g[name].chunks) for name in g}
+
+
+def test_published_config_gives_the_seed_clip():
+    from transformers import PerceiverConfig
+
+    published = PerceiverConfig(d_model=704, num_latents=784, d_latents=512, num_labels=700, num_frames=16,
+                                audio_samples_per_frame=1920, samples_per_patch=16, image_size=224,
+                                output_shape=[1, 16, 224, 224], output_num_channels=512)
+    geometry = ClipGeometry.of(published)
+    assert (geometry.num_frames, geometry.image_size, geometry.audio_samples, geometry.audio_rate) == (16, 224, 30720, 48000)
+    assert geometry.audio_samples / geometry.audio_rate == pytest.approx(16 / 25)  # 0.64 s: 16 frames at 25 fps
+
+
+def test_clips_hold_the_models_frames_and_audio_on_the_stores_clock(tmp_path):
+    videos, audio = tmp_path / "videos", tmp_path / "audio"
+    grey_video(videos / "grey.mp4")  # no audio track in the container
+    t = np.arange(int(1.2 * 16000)) / 16000
+    write_wav(audio / "grey.wav", (AMPLITUDE * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.float32), 16000)
+    report = extract(ExtractOptions(videos=videos, store=tmp_path / "s", encoders=["perceiver-mm:tiny@random", "pixels"],
+                                    fps=1.0, workers=0, audio_dir=audio))
+    assert report.exit_code == 0, report.failed
+    got = arrays(tmp_path / "s", "perceiver-mm", "grey.mp4")
+    image, image_chunks = got["image"]
+    samples, _ = got["audio"]
+    # 30 frames at 25 fps -> clips of 4 frames back to back: 7 full clips and a last one padded by 2
+    assert image.shape == (8, 4, 32, 32, 3) and image.dtype == np.uint8 and image_chunks == (1, 4, 32, 32, 3)
+    assert samples.shape == (8, 7680) and samples.dtype == np.float32
+    levels = image.reshape(8, 4, -1).mean(-1)  # (clips, frames)
+    expected = 8 * np.minimum(np.arange(32).reshape(8, 4), 29)  # frame 4k+j, the last frame repeated
+    assert np.abs(levels - expected).max() < 4  # h264 is lossy by a level or two
+    t_start = got["t_start"][0]
+    np.testing.assert_allclose(t_start, np.arange(8) * 4 / 25)
+    np.testing.assert_allclose(got["frame_t_start"][0][1], [0.16, 0.2, 0.24, 0.28])
+    # Each clip's audio starts at its first frame's time: the 440 Hz tone, resampled to 48 kHz.
+    for k, start in enumerate(t_start):
+        n = np.arange(7680)
+        inside = start + n / RATE < 1.2 - 0.01  # the WAV lasts 1.2 s; after it, silence
+        reference = AMPLITUDE * np.sin(2 * np.pi * TONE_HZ * (start + n / RATE))
+        assert np.abs(samples[k][inside] - reference[inside]).max() < 0.02
+        assert np.abs(samples[k][start + n / RATE > 1.2 + 0.01]).max(initial=0) < 1e-3
+    with open_store(tmp_path / "s") as s:
+        config = s.encoders["perceiver-mm"]
+        assert config["sampling"]["fps"] == 25.0 and config["sampling"]["clip_frames"] == 4
+        assert config["preprocessing"]["audio_rate"] == RATE and config["array_dtypes"] == {"image": "uint8", "audio": "float32"}
+        pixels = s.con.execute("SELECT t_start FROM frames WHERE encoder = 'pixels' ORDER BY index").fetchall()
+        assert [round(t, 6) for (t,) in pixels] == [0.0, 1.0]  # the run's --fps 1 still holds for pixels
+        summary = s.con.execute("SELECT embedding FROM frames WHERE encoder = 'perceiver-mm' AND index = 1").fetchall()[0][0]
+        assert summary[3] == pytest.approx(20 * np.log10(AMPLITUDE / np.sqrt(2)), abs=0.2)  # the tone's RMS in dBFS
+        row = s.con.execute("SELECT has_audio, audio_source, audio_path FROM videos").fetchall()[0]
+        assert row == (False, "file", str((audio / "grey.wav").resolve()))
+
+
+def test_audio_dir_failures_fail_only_the_audio_encoders(tmp_path):
+    videos, audio = tmp_path / "videos", tmp_path / "audio"
+    for name in ("paired", "unpaired", "garbled"):
+        grey_video(videos / f"{name}.mp4", frames=25)
+    write_wav(audio / "paired.wav", tone(1.0, 440, 16000), 16000)
+    (audio / "garbled.wav").write_bytes(b"RIFF this is not audio at all" * 10)
+    store = tmp_path / "s"
+    result = CliRunner().invoke(app, ["extract", "--videos", str(videos), "--store", str(store), "--audio-dir", str(audio),
+                                      "-e", "pixels", "-e", "audio:tiny", "-e", "perceiver-mm:tiny@random", "--workers", "0", "-q"])
+    assert result.exit_code == 1, result.output
+    with open_store(store) as s:
+        status = dict(s.con.execute("SELECT video_id, status FROM videos").fetchall())
+        assert status == {"paired.mp4": "ok", "unpaired.mp4": "ok", "garbled.mp4": "ok"}
+        items = {(v, e): err for v, e, err in s.con.execute("SELECT video_id, encoder, error FROM _item_errors").fetchall()}
+        assert set(items) == {(v, e) for v in ("unpaired.mp4", "garbled.mp4") for e in ("audio", "perceiver-mm")}
+        unpaired = items[("unpaired.mp4", "audio")]
+        assert str(videos / "unpaired.mp4") in unpaired and str(audio / "unpaired") in unpaired
+        garbled = items[("garbled.mp4", "perceiver-mm")]
+        assert str(audio / "garbled.wav") in garbled and str(videos / "garbled.mp4") in garbled and "not a readable audio" in garbled
+        counts = dict(s.con.execute("SELECT encoder, count(DISTINCT video_id) FROM frames GROUP BY encoder").fetchall())
+        assert counts == {"pixels": 3, "audio": 1, "perceiver-mm": 1}
+    # Not retried by default; with the file in place, --retry-errors extracts just what failed.
+    write_wav(audio / "unpaired.wav", tone(1.0, 440, 16000), 16000)
+    again = CliRunner().invoke(app, ["extract", "--videos", str(videos), "--store", str(store), "--audio-dir", str(audio),
+                                     "-e", "pixels", "-e", "audio:tiny", "-e", "perceiver-mm:tiny@random", "--workers", "0",
+                                     "-q", "--retry-errors"])
+    assert again.exit_code == 1  # garbled.wav still fails
+    with open_store(store) as s:
+        counts = dict(s.con.execute("SELECT encoder, count(DISTINCT video_id) FROM frames GROUP BY encoder").fetchall())
+        assert counts == {"pixels": 3, "audio": 2, "perceiver-mm": 2}
+
+
+def test_container_audio_stays_the_default_and_a_silent_video_is_an_error_item(tmp_path):
+    videos = tmp_path / "videos"
+    grey_video(videos / "loud.mp4", audio=tone(1.2, 440, 16000))
+    grey_video(videos / "mute.mp4")
+    report = extract(ExtractOptions(videos=videos, store=tmp_path / "s", encoders=["perceiver-mm:tiny@random"], workers=0))
+    assert report.ok == ["loud.mp4"]
+    assert [v for v, _ in report.failed] == ["mute.mp4"] and "no audio" in report.failed[0][1]
+    with open_store(tmp_path / "s") as s:
+        rows = dict((v, (src, status)) for v, src, status in s.con.execute("SELECT video_id, audio_source, status FROM videos").fetchall())
+    assert rows == {"loud.mp4": ("container", "ok"), "mute.mp4": (None, "error")}  # its one encoder failed: an error row
+
+
+def test_clip_frames_other_than_the_models_are_refused(tmp_path):
+    grey_video(tmp_path / "v" / "a.mp4", frames=10)
+    result = CliRunner().invoke(app, ["extract", "--videos", str(tmp_path / "v"), "--store", str(tmp_path / "s"),
+                                      "-e", "perceiver-mm:tiny@random", "--clip-frames", "8"])
+    assert result.exit_code == 2 and "exactly 4 frames" in result.output
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_hub_model_offline_fails_fast_and_says_what_it_looked_for(tmp_path):
+    grey_video(tmp_path / "v" / "a.mp4", frames=10)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    result = subprocess.run([sys.executable, "-m", "alex", "extract", "--videos", str(tmp_path / "v"), "--store",
+                             str(tmp_path / "s"), "-e", "perceiver-mm"], capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 2
+    assert "deepmind/multimodal-perceiver/config.json" in result.stdout + result.stderr
+    assert not (tmp_path / "s" / "store.json").exists() or not json.loads((tmp_path / "s" / "store.json").read_text())["encoders"]
