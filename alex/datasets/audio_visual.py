@@ -34,6 +34,10 @@ TONES = {"low": 220.0, "mid": 1100.0, "high": 5500.0}  # Hz
 COLOURS = {"red": (200, 40, 40), "green": (40, 180, 40), "blue": (40, 40, 200)}  # RGB
 CONTAINER_AUDIO = ("same", "none", "silent")
 AMPLITUDE = 0.3
+SOUNDS = ("tone", "buzz")
+BUZZ_HZ = 100.0  # a buzzer switched on and off 100 times a second
+BUZZ_DUTY = {"low": 0.05, "mid": 0.5, "high": 0.95}  # the fraction of each cycle it is on
+BUZZ_LEVEL = 0.6
 AUDIO_NOISE = 0.01  # standard deviation, against the tone's amplitude of 0.3
 GREY, PICTURE_NOISE = 120, 12.0
 # x264 with its macroblock-tree rate control (or several threads) gives slightly different files
@@ -87,8 +91,12 @@ def _picture(colour: str, rng: np.random.Generator, frames: int, size: int) -> l
     return out
 
 
-def _sound(tone: str, rng: np.random.Generator, samples: int, rate: int) -> np.ndarray:
+def _sound(tone: str, rng: np.random.Generator, samples: int, rate: int, kind: str = "tone") -> np.ndarray:
     t = np.arange(samples) / rate
+    if kind == "buzz":  # a unipolar pulse train: its duty cycle sets how much of the time it sounds
+        on = ((t + rng.uniform(0, 1 / BUZZ_HZ)) * BUZZ_HZ) % 1.0 < BUZZ_DUTY[tone]
+        signal = BUZZ_LEVEL * on + rng.normal(0.0, AUDIO_NOISE, size=samples)
+        return signal.clip(-1, 1).astype(np.float32)
     signal = AMPLITUDE * np.sin(2 * np.pi * TONES[tone] * t + rng.uniform(0, 2 * np.pi))
     signal += rng.normal(0.0, AUDIO_NOISE, size=samples)
     return signal.clip(-1, 1).astype(np.float32)
@@ -117,11 +125,19 @@ def make_audio_visual(
     audio_rate: int = 16000,
     separate_audio: bool = True,
     container_audio: str = "same",
+    sound: str = "tone",
 ) -> AudioVisualSet:
     """Write ``num_videos`` FLV videos (plus WAVs with ``separate_audio``) and both label files.
 
     Each tone and each colour occurs equally often when ``num_videos`` is a multiple of 3, and
-    every (tone, colour) pair equally often when it is a multiple of 9. Deterministic per seed."""
+    every (tone, colour) pair equally often when it is a multiple of 9. Deterministic per seed.
+
+    ``sound="buzz"`` carries the audio class in a buzzer's duty cycle instead of a tone's pitch
+    (on 5, 50 or 95 % of each 10 ms cycle): a cue in the waveform's level over time, which a small
+    randomly initialised model can pick up from raw samples, where pitch (a zero-mean waveform)
+    needs second-order features it does not learn in a few epochs (see BENCHMARKS.md)."""
+    if sound not in SOUNDS:
+        raise ValueError(f"sound must be one of {SOUNDS}, not {sound!r}")
     if container_audio not in CONTAINER_AUDIO:
         raise ValueError(f"container_audio must be one of {CONTAINER_AUDIO}, not {container_audio!r}")
     if audio_rate <= 2 * max(TONES.values()):
@@ -135,14 +151,14 @@ def make_audio_visual(
     for n, (tone, colour) in enumerate(_labels(num_videos, np.random.default_rng(seed))):
         stem = f"av_{n:0{width}d}"
         picture = _picture(colour, np.random.default_rng([seed, n, 0]), frames, size)
-        sound = _sound(tone, np.random.default_rng([seed, n, 1]), samples, audio_rate)
-        in_container = {"same": sound, "silent": np.zeros_like(sound), "none": None}[container_audio]
+        audio = _sound(tone, np.random.default_rng([seed, n, 1]), samples, audio_rate, sound)
+        in_container = {"same": audio, "silent": np.zeros_like(audio), "none": None}[container_audio]
         write_video(
             video_dir / f"{stem}.flv", picture, fps=fps, audio=in_container, audio_rate=audio_rate,
             container_format="flv", options=X264_OPTIONS,
         )
         if audio_dir is not None:
-            write_wav(audio_dir / f"{stem}.wav", sound, audio_rate)
+            write_wav(audio_dir / f"{stem}.wav", audio, audio_rate)
         items.append(AudioVisualItem(f"{stem}.flv", tone, colour))
     labels_tone, labels_colour = root / "labels_tone.csv", root / "labels_colour.csv"
     labels_tone.write_text("video_id,label\n" + "".join(f"{i.video_id},{i.tone}\n" for i in items))

@@ -134,3 +134,14 @@ def test_deterministic_per_seed(tmp_path):
         files = [{p.name: p.read_bytes() for p in (made.labels_tone.parent / folder).iterdir()} for made in (a, b, c)]
         assert files[0] == files[1]  # byte-identical, the encoded videos included
         assert all(files[0][name] != files[2][name] for name in files[0])
+
+
+def test_buzz_carries_the_class_in_its_duty_cycle(tmp_path):
+    import wave
+
+    data = make_audio_visual(tmp_path, num_videos=3, sound="buzz", separate_audio=True)
+    for item in data.items:
+        with wave.open(str(data.audio_dir / item.video_id.replace(".flv", ".wav"))) as handle:
+            samples = np.frombuffer(handle.readframes(handle.getnframes()), dtype=np.int16) / 32768.0
+        on = (samples > 0.3).mean()  # the buzzer sounds at 0.6, else noise around 0
+        assert on == pytest.approx({"low": 0.05, "mid": 0.5, "high": 0.95}[item.tone], abs=0.03)
