@@ -57,3 +57,38 @@ def test_offline_tour_and_python_api_run(tmp_path):
     for python in [body for _, lang, body in blocks if lang == "python"]:
         result = subprocess.run([sys.executable, "-c", python], cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_the_offline_multimodal_perceiver_recipe_runs(tmp_path):
+    blocks = code_blocks(README.read_text())
+    recipe = [body for heading, _, body in blocks if "multimodal perceiver" in heading.lower()]
+    assert len(recipe) == 2  # the CREMA-D commands (they need the hub) and the offline try
+    assert "--audio-dir CREMA-D/AudioWAV" in recipe[0] and "split_part(video_id, '_', 3)" in recipe[0]
+    for line in recipe[1].strip().splitlines():
+        args = shlex.split(line)
+        command = [sys.executable, *args[1:]] if args[0] == "python" else [sys.executable, "-m", "alex", *args[1:]]
+        result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+    rows = pq.read_table(tmp_path / "av-colour.parquet").to_pylist()
+    assert len(rows) == 27 and {r["label"] for r in rows} <= {"red", "green", "blue"}
+
+
+def test_the_crema_d_labels_query_reads_the_emotion_from_file_names(tmp_path):
+    """The recipe's SQL, on a store whose videos are named as CREMA-D's."""
+    from alex.datasets.write import write_video
+    import numpy as np
+
+    blocks = code_blocks(README.read_text())
+    recipe = next(body for heading, _, body in blocks if "multimodal perceiver" in heading.lower())
+    query = next(shlex.split(line) for line in recipe.splitlines() if line.startswith("alex query"))
+    for stem in ("1001_DFA_ANG_XX", "1002_IEO_SAD_HI"):
+        write_video(tmp_path / "VideoFlash" / f"{stem}.flv", [np.zeros((16, 16, 3), np.uint8)] * 3, fps=25, container_format="flv")
+    extracted = subprocess.run([sys.executable, "-m", "alex", "extract", "--videos", str(tmp_path / "VideoFlash"), "--store",
+                                str(tmp_path / "crema"), "-e", "pixels", "-q"], capture_output=True, text=True, timeout=120)
+    assert extracted.returncode == 0, extracted.stderr
+    args = query[1:query.index(">")] if ">" in query else query[1:]
+    result = subprocess.run([sys.executable, "-m", "alex", *args], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = sorted(result.stdout.strip().splitlines()[1:])
+    assert lines == ['"1001_DFA_ANG_XX.flv","ANG"', '"1002_IEO_SAD_HI.flv","SAD"']

@@ -164,3 +164,21 @@ def make_audio_visual(
     labels_tone.write_text("video_id,label\n" + "".join(f"{i.video_id},{i.tone}\n" for i in items))
     labels_colour.write_text("video_id,label\n" + "".join(f"{i.video_id},{i.colour}\n" for i in items))
     return AudioVisualSet(video_dir, audio_dir, labels_tone, labels_colour, items)
+
+
+def main() -> None:
+    """``python -m alex.datasets.audio_visual OUT [--videos N] [--sound tone|buzz]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--videos", type=int, default=48)
+    parser.add_argument("--sound", choices=SOUNDS, default="tone")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    data = make_audio_visual(args.out, num_videos=args.videos, seed=args.seed, sound=args.sound)
+    print(f"{len(data.items)} videos in {data.videos}, audio in {data.audio_dir}, labels {data.labels_tone} and {data.labels_colour}")
+
+
+if __name__ == "__main__":
+    main()

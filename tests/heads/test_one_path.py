@@ -94,12 +94,15 @@ def test_cli_and_api_without_options_save_the_same_configs(runs, head):
 
 def readme_defaults() -> dict[str, dict[str, str]]:
     """The README's table of training defaults: head -> option -> value as written."""
-    table = README.read_text().split("| option | `probe`, `perceiver` | `t5`, `llm` |")[1].split("\n\n")[0]
-    out: dict[str, dict[str, str]] = {head: {} for head in HEADS}
-    for row in table.strip().splitlines()[1:]:
-        option, classifiers, generative = (cell.strip(" `") for cell in row.strip("|").split("|"))
-        for head in HEADS:
-            out[head][option] = classifiers if head in ("probe", "perceiver") else generative
+    _, rest = README.read_text().split("| option | `probe`, `perceiver` |", 1)
+    table = ("| option | `probe`, `perceiver` |" + rest).split("\n\n")[0].strip().splitlines()
+    columns = [[h.strip(" `") for h in cell.split(",")] for cell in table[0].strip("|").split("|")[1:]]
+    out: dict[str, dict[str, str]] = {}
+    for row in table[2:]:
+        option, *values = (cell.strip(" `") for cell in row.strip("|").split("|"))
+        for heads, value in zip(columns, values):
+            for head in heads:
+                out.setdefault(head, {})[option] = value
     return out
 
 
