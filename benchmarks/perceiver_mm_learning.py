@@ -38,7 +38,7 @@ def alex_train(store: Path, labels: Path, run: Path, lr: str) -> tuple[dict, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=90)
-    parser.add_argument("--lrs", default="0.01,0.001")
+    parser.add_argument("--lrs", default="0.01,0.0003")
     parser.add_argument("--tasks", default="colour,buzz,tone")
     parser.add_argument("--out", type=Path, default=Path("/tmp/alex-pmm-check"))
     args = parser.parse_args()
