@@ -218,7 +218,7 @@ class GenerativeOptions(TrainOptions):
     tasks: ClassVar[tuple[str, ...]] = ()
 
     model: str | None = option(None, flags=("--model", "--t5", "--llm"), metavar="ID_OR_PATH",
-                               help="The head's pretrained part: a hub id or a local folder (a T5 checkpoint, a causal LM). "
+                               help="The head's pretrained part: a hub id or a local folder (a T5 or BART checkpoint, a causal LM, a multimodal Perceiver). "
                                     "--t5 and --llm are aliases.")
     task: str = option("caption", help="What the head learns: t5 caption, vqa, classify or span; llm caption, qa or action.")
     batch_size: int = option(16, help="Videos per training batch.")

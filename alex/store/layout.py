@@ -6,7 +6,7 @@ A store is a folder::
     segments/<segment>/videos.parquet      one row per video processed in this segment
     segments/<segment>/items.parquet       one row per (video, encoder) extracted (or failed) in this segment
     segments/<segment>/frames/<encoder>.parquet   one row per sampled step, pooled embedding
-    segments/<segment>/arrays.h5     /<encoder>/<video key>/{tokens | logmel | views, t_start, t_end[, frame_t_start]}
+    segments/<segment>/arrays.h5     /<encoder>/<video key>/{tokens | logmel | views | image, audio, t_start, t_end[, frame_t_start]}
 
 Each value is stored once: the pooled vector of a step (what search and per-frame heads use)
 lives in the ``frames`` Parquet; HDF5 holds only the larger arrays some encoders add (token

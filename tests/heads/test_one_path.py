@@ -264,11 +264,11 @@ def test_batch_size_applies_to_evaluate_and_predict(runs, small, tmp_path):
 
 
 def test_help_shows_every_heads_options_with_their_defaults():
-    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "220"})
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "320"})
     assert result.exit_code == 0
     text = re.sub(r"\s+", " ", result.output)
     for words in ("--model,--t5,--llm", "--lm ", "--hidden-size", "(--head llm)",
-                  "(default: probe, perceiver: 32; t5, llm: 16)", "(default: probe, perceiver: sinusoidal; t5, llm: time2vec)"):
+                  "(default: probe, perceiver: 32; t5, llm: 16; perceiver-mm: 2)", "(default: probe, perceiver: sinusoidal; t5, llm: time2vec)"):
         assert words in text, words
 
 
