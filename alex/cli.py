@@ -102,9 +102,9 @@ def extract(
     seed: int = typer.Option(0, "--seed", help="Seeds the augmented views: same seed, same views."),
     audio_dir: Optional[Path] = typer.Option(
         None, "--audio-dir",
-        help="Audio encoders (audio, perceiver-mm) read each video's audio from DIR/<video stem>.wav or .flac "
-        "(or the video's relative path with that suffix) instead of the container's track, as CREMA-D ships "
-        "AudioWAV/ beside VideoFlash/. A missing file fails only those encoders for that video.",
+        help="Audio encoders (audio, perceiver-mm) read each video's audio from DIR/<video path relative to --videos>"
+        " with .wav or .flac for its suffix, instead of the container's track (CREMA-D ships AudioWAV/ beside "
+        "VideoFlash/). A missing or broken file fails only those encoders for that video.",
     ),
     dtype: str = typer.Option("float16", "--dtype", help="Stored float type: float16 or float32."),
     glob: Optional[List[str]] = typer.Option(None, "--glob", help="Select files by glob relative to --videos (repeatable) instead of by video extension."),

@@ -88,6 +88,7 @@ class VideoReader:
         self.audio_path = str(audio_path) if audio_path is not None else None  # audio from this file, not the container
         self.audio_source: str | None = None
         self.audio_path_used: str | None = None
+        self.audio_failure: str | None = None  # the external audio file broke mid-way: its encoders fail
         self.container = open_video(self.path)
         try:
             self.stream = pick_video_stream(self.container, self.path)
@@ -106,7 +107,7 @@ class VideoReader:
         """Video frames; with ``on_audio``, audio is decoded in the same pass, resampled to mono
         float32 at each of ``audio_rates`` and handed over as ``(samples, start s, rate)``: the
         container's default audio track, or the file ``audio_path`` (its time 0 is the video's
-        time 0), read a little ahead of the frames so memory stays bounded."""
+        first frame), read a little ahead of the frames so memory stays bounded."""
         if on_audio is not None and self.audio_path is not None:
             yield from self._with_external_audio(on_audio, audio_rates)
             return
@@ -132,15 +133,19 @@ class VideoReader:
         try:
             for frame in self.container.decode(self.stream):
                 if frame.pts is not None:
-                    ahead = float(frame.pts * frame.time_base) + AUDIO_LEAD_S
-                    while not track.ended and track.end < ahead:
-                        track.pull(frames, self.path, self.audio_path)
+                    time = float(frame.pts * frame.time_base)
+                    if track.offset is None:  # the file's time 0 is the first frame's time
+                        track.offset = time
+                    while not track.ended and track.end < time + AUDIO_LEAD_S:
+                        track.pull(frames)
                 yield frame
             while not track.ended:
-                track.pull(frames, self.path, self.audio_path)
+                track.pull(frames)
             track.flush()
         finally:
             source.close()
+        if track.failure is not None:
+            self.audio_failure = f"audio file {self.audio_path}: decoding failed ({track.failure}) (video {self.path})"
 
     def frames(self, on_audio: AudioCallback | None = None,
                audio_rates: tuple[int, ...] = (16000,)) -> Iterator[tuple[float, float, av.VideoFrame]]:
@@ -269,21 +274,26 @@ class _AudioTrack:
         self.start: float | None = None
         self.end = float("-inf")  # seconds reached by the decoded audio
         self.ended = False
+        self.offset: float | None = None  # added to the track's own times (an external file: the first frame's time)
+        self.failure: str | None = None
 
     def add(self, frame: av.AudioFrame) -> None:
+        shift = self.offset or 0.0
         if self.start is None and frame.pts is not None:
-            self.start = float(frame.pts * frame.time_base)
+            self.start = float(frame.pts * frame.time_base) + shift
         if frame.pts is not None and frame.sample_rate:
-            self.end = float(frame.pts * frame.time_base) + frame.samples / frame.sample_rate
+            self.end = float(frame.pts * frame.time_base) + shift + frame.samples / frame.sample_rate
         for rate, resampler in self.resamplers.items():
             self._deliver(rate, resampler.resample(frame))
 
-    def pull(self, frames: Iterator[av.AudioFrame], video: str, audio: str | None) -> None:
-        """Decode the next frame of an external file; a file that breaks mid-way fails the video."""
+    def pull(self, frames: Iterator[av.AudioFrame]) -> None:
+        """Decode the next frame of an external file; one that breaks mid-way ends the audio and
+        says why (its encoders fail; the video's others go on)."""
         try:
             frame = next(frames, None)
         except av.error.FFmpegError as exc:
-            raise VideoDecodeError(video, f"audio file {audio}: decoding failed ({_reason(exc)})") from exc
+            self.failure, self.ended = _reason(exc), True
+            return
         if frame is None:
             self.ended = True
         else:

@@ -92,6 +92,7 @@ class _Video:
     fingerprint: str | None  # None until a decode worker has hashed the file
     encoders: list[str]
     prior_ok: bool = False  # the store already has this very file as an ok video (adding encoders)
+    prior_audio: tuple[str | None, str | None] = (None, None)  # its live row's audio_source, audio_path
     received: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     encoded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     info: dict[str, Any] | None = None
@@ -189,12 +190,16 @@ def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry
     by the decode workers.
     """
     live: dict[str, tuple] = {}
+    audio_of: dict[str, tuple] = {}
     done: set[tuple[str, str]] = set()
     item_errors: dict[tuple[str, str], str] = {}
     if store is not None:
         with Store(store) as s:
             rows = s.con.execute("SELECT video_id, fingerprint, status, error, size_bytes, mtime_ns FROM videos").fetchall()
             live = {r[0]: r[1:] for r in rows}
+            columns = {c[0] for c in s.con.execute("DESCRIBE videos").fetchall()}
+            if "audio_source" in columns:  # stores written before audio sources were recorded lack them
+                audio_of = {r[0]: r[1:] for r in s.con.execute("SELECT video_id, audio_source, audio_path FROM videos").fetchall()}
             done = set(s.con.execute("SELECT video_id, encoder FROM _items_live").fetchall())
             item_errors = {(v, e): err for v, e, err in s.con.execute("SELECT video_id, encoder, error FROM _item_errors").fetchall()}
     videos, unreadable = [], []
@@ -225,7 +230,8 @@ def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry
         else:
             missing = list(encoders)
         videos.append(_Video(len(videos), file, stat.st_size, stat.st_mtime_ns, fp, missing,
-                             prior_ok=same_file and prior[1] == STATUS_OK))
+                             prior_ok=same_file and prior[1] == STATUS_OK,
+                             prior_audio=audio_of.get(file.video_id, (None, None)) if same_file else (None, None)))
     return videos, unreadable
 
 
@@ -233,17 +239,16 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".WAV", ".FLAC")
 
 
 def paired_audio(audio_dir: Path, file: VideoFile) -> tuple[str | None, str | None]:
-    """(the audio file paired with a video, or None and why not): ``DIR/<video path relative to
-    --videos, suffix replaced>`` (nested layouts), else ``DIR/<video stem>`` (flat ones, as
-    CREMA-D's ``AudioWAV/1001_DFA_ANG_XX.wav`` for ``VideoFlash/1001_DFA_ANG_XX.flv``), as .wav or .flac."""
+    """(the audio file paired with a video, or None and why not): the video's path relative to
+    ``--videos`` under ``audio_dir``, with ``.wav`` or ``.flac`` for its suffix (CREMA-D's
+    ``AudioWAV/1001_DFA_ANG_XX.wav`` for ``VideoFlash/1001_DFA_ANG_XX.flv``; nested folders mirror
+    the videos', so two videos with one stem never share a file)."""
     relative = Path(file.video_id)
-    candidates = [audio_dir / relative.with_suffix(s) for s in AUDIO_SUFFIXES]
-    candidates += [audio_dir / (relative.stem + s) for s in AUDIO_SUFFIXES]
-    for candidate in candidates:
+    for suffix in AUDIO_SUFFIXES:
+        candidate = audio_dir / relative.with_suffix(suffix)
         if candidate.is_file():
             return str(candidate.resolve()), None
-    looked = audio_dir / relative.with_suffix(".wav|.flac")
-    return None, f"no audio file for video {file.path}: looked for {looked}"
+    return None, f"no audio file for video {file.path}: looked for {audio_dir / relative.with_suffix('')}.wav or .flac"
 
 
 def _batch(data: list, device) -> Any:
@@ -260,6 +265,9 @@ def _batch(data: list, device) -> Any:
 
 def _row(video: "_Video | VideoFile", info: dict[str, Any] | None, status: str, error: str | None) -> dict[str, Any]:
     file = video.file if isinstance(video, _Video) else video
+    if isinstance(video, _Video) and info is not None and info.get("audio_source") is None and video.prior_ok:
+        # this run read no audio (e.g. it only added a visual encoder): the stored audio features keep their source
+        info = {**info, "audio_source": video.prior_audio[0], "audio_path": video.prior_audio[1]}
     return {
         "video_id": file.video_id,
         "source_path": str(file.path.resolve()),

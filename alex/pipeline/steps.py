@@ -103,6 +103,7 @@ class AudioSteps:
     _audio_end: float = float("-inf")
     _seen_audio: bool = False
     silence_where_missing: bool = False  # a window the track does not reach: zeros, not no row (once audio was seen)
+    keep_after: float | None = None  # no later window starts before this time (set by AVClipSteps)
 
     def feed(self, index: int, t_start: float, t_end: float, rgb: np.ndarray | None) -> list[Step]:
         self._windows.append((index, t_start))
@@ -123,12 +124,18 @@ class AudioSteps:
         self._audio_end = self._buffer_start + len(self._buffer) / self.rate
         return self._ready(final=False)
 
-    def _ready(self, final: bool) -> list[Step]:
+    def expire(self, before: float) -> list[Step]:
+        """Windows that end before ``before`` without audio reaching them: the track ended early (a
+        demuxer interleaves audio within about a second of the video), so they are settled now, as
+        at the end of the video, instead of waiting."""
+        return self._ready(final=False, settle_before=before)
+
+    def _ready(self, final: bool, settle_before: float = float("-inf")) -> list[Step]:
         steps = []
         while self._windows:
             index, start = self._windows[0]
             end = start + self.window_s
-            if not final and end > self._audio_end:
+            if not final and end > self._audio_end and end >= settle_before:
                 break
             self._windows.pop(0)
             if not self._seen_audio or (start >= self._audio_end and not self.silence_where_missing):
@@ -146,9 +153,11 @@ class AudioSteps:
         if self._windows:
             keep_time = self._windows[0][1]
         elif self._last_start is not None:
-            keep_time = self._last_start + self.window_s
+            keep_time = self._last_start + self.window_s  # windows follow each other (one per sampled step)
         else:
             return steps  # no window yet: keep everything until the first frame is sampled
+        if self.keep_after is not None:  # overlapping windows (clips every few frames): keep what the next may need
+            keep_time = min(keep_time, self.keep_after)
         keep_from = min(len(self._buffer), int((keep_time - self._buffer_start) * self.rate))
         if keep_from > 0:
             self._buffer = self._buffer[keep_from:]
@@ -173,19 +182,32 @@ class AVClipSteps:
 
     clips: ClipSteps
     audio: AudioSteps
+    lag_s: float = 5.0  # a clip whose audio has not come this long after it ends: the track ended
     _waiting: dict[int, Step] = field(default_factory=dict)
+    _last_frame: float = float("-inf")
 
     def feed(self, index: int, t_start: float, t_end: float, rgb: np.ndarray) -> list[Step]:
-        return self._open(self.clips.feed(index, t_start, t_end, rgb))
+        self._last_frame = max(self._last_frame, t_start)
+        steps = self._open(self.clips.feed(index, t_start, t_end, rgb))
+        steps += self._pair(self.audio.expire(t_start - self.lag_s))
+        if not self.audio._seen_audio and self._waiting and t_start - min(c.t_end for c in self._waiting.values()) > self.lag_s:
+            raise StepsUnavailable(f"no audio: none arrived in the first {self.lag_s:g} s after a clip "
+                                   "(pair videos with audio files: --audio-dir DIR)")
+        return steps
 
     def feed_audio(self, samples: np.ndarray, start: float) -> list[Step]:
         return self._pair(self.audio.feed_audio(samples, start))
 
     def _open(self, clips: list[Step]) -> list[Step]:
+        # The next clip starts at a frame still held, or at a later frame: audio before that can go.
+        held = self.clips._frames
+        self.audio.keep_after = held[0][1] if held else self._last_frame
         windows = []
         for clip in clips:
             self._waiting[clip.index] = clip
             windows.extend(self.audio.feed(clip.index, clip.t_start, clip.t_start + self.audio.window_s, None))
+        held = self.clips._frames
+        self.audio.keep_after = held[0][1] if held else self._last_frame
         return self._pair(windows)
 
     def _pair(self, windows: list[Step]) -> list[Step]:

@@ -126,6 +126,12 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
                 del steps[name]
             hears = set()
         reader = VideoReader(task.path, threads=task.threads, audio_path=task.audio_path)
+        if task.audio_path is None and not reader.container.streams.audio:  # clips of frames + audio cannot be had
+            for name in sorted(n for n in hears if steps[n].kind == "avclip"):
+                yield ("item_error", task.task_id, name,
+                       f"no audio: the video has no audio track (pair videos with audio files: --audio-dir DIR) (video {task.path})")
+                del steps[name]
+                hears.discard(name)
         bounds: list = []
         groups: dict[Sampling, list[str]] = {}
         for name in steps:
@@ -140,9 +146,14 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
         pending: dict[str, list[Step]] = {name: [] for name in builders}
         rates = tuple(sorted({steps[name].rate for name in hears}))
 
+        failed: dict[str, str] = {}  # encoders that cannot use this video, and why (not yet reported)
+
+        def give_up(name: str, reason: str) -> None:
+            failed[name], builders[name], pending[name] = reason, None, []
+
         def on_audio(samples: np.ndarray, start: float, rate: int) -> None:
             for name in hears:
-                if steps[name].rate == rate:
+                if builders[name] is not None and steps[name].rate == rate:
                     pending[name].extend(builders[name].feed_audio(samples, start))
 
         last_frame, rgb = None, None
@@ -151,13 +162,22 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
             nonlocal last_frame, rgb
             for name in groups.get(sampling, []):
                 builder = builders[name]
+                if builder is None:
+                    continue
                 if steps[name].kind == "audio":  # audio windows start at the targets themselves
                     pending[name].extend(builder.feed(sample.index, sample.target, sample.target + windows[sampling], None))
                     continue
                 if sample.payload is not last_frame:  # the same frame may serve several targets
                     last_frame, rgb = sample.payload, frame_to_rgb(sample.payload, reader.rotation)
-                pending[name].extend(builder.feed(sample.index, sample.t_start, sample.t_end, rgb))
+                try:
+                    pending[name].extend(builder.feed(sample.index, sample.t_start, sample.t_end, rgb))
+                except StepsUnavailable as exc:  # e.g. audio-visual clips of a video whose audio never comes
+                    give_up(name, f"{exc} (video {task.path})")
             stats.frames += 1
+
+        def report_failures() -> Iterator[tuple]:
+            for name in list(failed):
+                yield ("item_error", task.task_id, name, failed.pop(name))
 
         frames = reader.frames(on_audio if hears else None, rates)
         while True:
@@ -171,6 +191,7 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
                 for sample in sampler.push(*decoded):
                     take(sampling, sample)
             stats.preprocess_s += time.perf_counter() - t1
+            yield from report_failures()
             for name, ready in pending.items():
                 if len(ready) >= chunk_steps:
                     yield ("steps", task.task_id, name, _pack(ready))
@@ -179,12 +200,16 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
             for sample in sampler.finish():
                 take(sampling, sample)
         for name, builder in builders.items():
+            if builder is None:
+                continue
+            if name in hears and reader.audio_failure is not None:  # the audio file broke mid-way
+                give_up(name, reader.audio_failure)
+                continue
             try:
                 pending[name].extend(builder.finish())
             except StepsUnavailable as exc:  # e.g. an audio-visual clip encoder on a video without audio
-                pending[name] = []
-                yield ("item_error", task.task_id, name, f"{exc} (video {task.path})")
-                builders[name] = None
+                give_up(name, f"{exc} (video {task.path})")
+        yield from report_failures()
         for name, ready in pending.items():
             if builders[name] is None:
                 continue

@@ -146,3 +146,94 @@ def test_a_hub_model_offline_fails_fast_and_says_what_it_looked_for(tmp_path):
     assert result.returncode == 2
     assert "deepmind/multimodal-perceiver/config.json" in result.stdout + result.stderr
     assert not (tmp_path / "s" / "store.json").exists() or not json.loads((tmp_path / "s" / "store.json").read_text())["encoders"]
+
+
+def tone_at(times):
+    return AMPLITUDE * np.sin(2 * np.pi * TONE_HZ * times)
+
+
+def test_overlapping_clips_of_a_30_fps_video_keep_all_their_audio(tmp_path):
+    """Clips every 2 frames (overlapping) of a 30 fps video: each clip's audio is the tone from its
+    first frame's time, with no samples dropped at its start."""
+    videos, audio = tmp_path / "videos", tmp_path / "audio"
+    write_video(videos / "v.mp4", [np.full((32, 32, 3), 100, np.uint8)] * 45, fps=30)
+    write_wav(audio / "v.wav", tone_at(np.arange(int(1.5 * 16000)) / 16000).astype(np.float32), 16000)
+    report = extract(ExtractOptions(videos=videos, store=tmp_path / "s", encoders=["perceiver-mm:tiny@random"],
+                                    workers=0, audio_dir=audio, clip_stride=2))
+    assert report.exit_code == 0, report.failed
+    got = arrays(tmp_path / "s", "perceiver-mm", "v.mp4")
+    samples, t_start = got["audio"][0], got["t_start"][0]
+    assert len(t_start) >= 8 and np.all(np.diff(t_start) > 0)
+    n = np.arange(7680)
+    for k, start in enumerate(t_start):
+        inside = start + n / RATE < 1.5 - 0.01
+        assert np.abs(samples[k][inside] - tone_at(start + n / RATE)[inside]).max() < 0.02, k
+
+
+def test_external_audio_starts_at_the_videos_first_frame(tmp_path):
+    """A video whose first frame is shown at 0.5 s: the WAV's sample 0 is that moment."""
+    videos, audio = tmp_path / "videos", tmp_path / "audio"
+    times = [0.5 + i / 25 for i in range(25)]
+    write_video(videos / "late.mp4", [np.full((32, 32, 3), 100, np.uint8)] * 25, fps=25, times=times)
+    write_wav(audio / "late.wav", tone_at(np.arange(16000) / 16000).astype(np.float32), 16000)
+    extract(ExtractOptions(videos=videos, store=tmp_path / "s", encoders=["perceiver-mm:tiny@random"], workers=0,
+                           audio_dir=audio))
+    got = arrays(tmp_path / "s", "perceiver-mm", "late.mp4")
+    assert got["t_start"][0][0] == pytest.approx(0.5)
+    first = got["audio"][0][0]
+    np.testing.assert_allclose(first[:3000], tone_at(np.arange(3000) / RATE), atol=0.02)
+
+
+def test_audio_that_ends_early_gives_silence_without_holding_clips():
+    from alex.pipeline.encoders.transforms import ResizeCrop
+    from alex.pipeline.steps import StepSpec
+
+    spec = StepSpec("avclip", transform=ResizeCrop(8, "box", "squash"), clip_frames=4, stride=4, rate=RATE, audio_samples=7680)
+    builder = spec.build(1 / 25)
+    frame = np.zeros((16, 16, 3), np.uint8)
+    steps = builder.feed_audio(np.full(RATE, 0.5, np.float32), 0.0)  # one second of audio, then nothing
+    held = 0
+    for i in range(25 * 60):  # a minute of video
+        steps += builder.feed(i, i / 25, (i + 1) / 25, frame)
+        held = max(held, len(builder._waiting))
+    steps += builder.finish()
+    assert held <= 6 * 25 / 4 + 2  # clips wait at most the lag (5 s) for audio, not the whole video
+    assert len(steps) == 25 * 60 // 4 and [s.index for s in steps] == list(range(len(steps)))
+    assert steps[0].data["audio"].min() == 0.5 and np.abs(steps[-1].data["audio"]).max() == 0.0
+
+
+def test_a_rerun_that_reads_no_audio_keeps_the_audio_source(tmp_path):
+    videos, audio = tmp_path / "videos", tmp_path / "audio"
+    grey_video(videos / "v.mp4", frames=25)
+    write_wav(audio / "v.wav", tone(1.0, 440, 16000), 16000)
+    extract(ExtractOptions(videos=videos, store=tmp_path / "s", encoders=["audio:tiny"], workers=0, audio_dir=audio))
+    extract(ExtractOptions(videos=videos, store=tmp_path / "s", encoders=["audio:tiny", "pixels"], workers=0))
+    with open_store(tmp_path / "s") as s:
+        assert s.con.execute("SELECT audio_source, audio_path FROM videos").fetchall() == [("file", str((audio / "v.wav").resolve()))]
+        assert s.con.execute("SELECT count(DISTINCT encoder) FROM frames").fetchall() == [(2,)]
+
+
+def test_a_local_model_folder_serves_extraction_and_training(tmp_path):
+    import torch
+    from transformers import PerceiverForMultimodalAutoencoding
+
+    from alex.multimodal_perceiver import tiny_config
+
+    torch.manual_seed(0)
+    PerceiverForMultimodalAutoencoding(tiny_config()).save_pretrained(tmp_path / "pretrained")
+    videos = tmp_path / "videos"
+    for i in range(6):
+        write_video(videos / f"v{i}.mp4", [np.full((32, 32, 3), 40 * i, np.uint8)] * 10, fps=25, audio=tone(0.4, 440, 16000))
+    runner = CliRunner()
+    result = runner.invoke(app, ["extract", "--videos", str(videos), "--store", str(tmp_path / "s"), "-e",
+                                 f"perceiver-mm:{tmp_path / 'pretrained'}", "--workers", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video_id,label,split\n" + "".join(
+        f"v{i}.mp4,{'ab'[i % 2]},{['train', 'train', 'validation', 'validation', 'test', 'test'][i]}\n" for i in range(6)))
+    result = runner.invoke(app, ["train", "--head", "perceiver-mm", "--model", str(tmp_path / "pretrained"), "--features",
+                                 str(tmp_path / "s"), "--labels", str(labels), "-o", str(tmp_path / "run"), "--epochs", "1", "-q"])
+    assert result.exit_code == 0, result.output
+    again = runner.invoke(app, ["train", "--head", "perceiver-mm", "--model", str(tmp_path / "run"), "--features",
+                                str(tmp_path / "s"), "--labels", str(labels), "-o", str(tmp_path / "run2"), "-q"])
+    assert again.exit_code == 2 and "PerceiverForMultimodalAutoencoding" in again.output

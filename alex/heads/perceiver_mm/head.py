@@ -31,6 +31,16 @@ def load_base(model: str):
     if model == TINY:
         raise UsageError("--model tiny has no published weights; use --model tiny@random")
     check_model_available(model, "--model")
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model, local_files_only=local_only(model))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--model {model}: cannot load its config: {str(exc).splitlines()[0]}") from exc
+    if config.model_type != "perceiver" or "PerceiverForMultimodalAutoencoding" not in (config.architectures or []):
+        raise UsageError(f"--model {model} is a {config.model_type!r} model ({', '.join(config.architectures or [])}); "
+                         "--head perceiver-mm starts from a pretrained PerceiverForMultimodalAutoencoding "
+                         "(deepmind/multimodal-perceiver)")
     try:
         return PerceiverForMultimodalAutoencoding.from_pretrained(model, local_files_only=local_only(model))
     except (OSError, ValueError) as exc:
@@ -88,7 +98,8 @@ class PerceiverMMFamily(ClassifierFamily):
 
         model = model.to(device).eval()
         outputs = []
-        with torch.no_grad(), torch.autocast(device.type, enabled=device.type == "cuda"):
+        half = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
+        with torch.no_grad(), torch.autocast(device.type, dtype=half, enabled=device.type == "cuda"):  # as the Trainer trains
             for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_clips):
                 batch.pop("labels", None)
                 outputs.append(model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu().numpy())

@@ -34,6 +34,10 @@ from transformers.models.perceiver.modeling_perceiver import PerceiverOneHotPrep
 from alex.heads.auto import register_model
 from alex.heads.perceiver_mm.configuration_perceiver_mm import PerceiverMMConfig
 
+# Clips through the model at once: a published-size clip is 52,097 input points and a 784 x 52,097
+# cross-attention map, so evaluating 2 videos x 8 clips in one call would need tens of GB.
+CLIPS_PER_FORWARD = 4
+
 
 class PerceiverMMForVideoClassification(PerceiverForMultimodalAutoencoding):
     config_class = PerceiverMMConfig
@@ -88,7 +92,9 @@ class PerceiverMMForVideoClassification(PerceiverForMultimodalAutoencoding):
         if clip_mask is None:
             clip_mask = torch.ones(batch, clips, dtype=torch.bool, device=image.device)
         clip_mask = clip_mask.bool()
-        logits = self.clip_logits(image[clip_mask], audio[clip_mask])  # (M, N)
+        chosen_image, chosen_audio = image[clip_mask], audio[clip_mask]  # (M, F, S, S, 3), (M, samples)
+        logits = torch.cat([self.clip_logits(i, a) for i, a in zip(chosen_image.split(CLIPS_PER_FORWARD),
+                                                                    chosen_audio.split(CLIPS_PER_FORWARD))])  # (M, N)
         log_probs = torch.full((batch, clips, logits.shape[-1]), float("-inf"), device=logits.device)
         log_probs[clip_mask] = logits.float().log_softmax(-1)  # (B, K, N)
         counts = clip_mask.sum(-1).clamp(min=1)  # (B,)

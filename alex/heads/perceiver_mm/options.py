@@ -14,8 +14,8 @@ class PerceiverMMOptions(TrainOptions):
     frames and audio an ``alex extract --encoder perceiver-mm`` store holds, one random clip per video
     per epoch; a video's prediction averages its clips' probabilities. The classifier's hidden size
     and dropout: ``--set classifier_hidden_size=256 --set classifier_dropout=0.3``. Defaults: the seed's
-    batch 2 and 10 epochs; its learning rate 0.01 sent the loss to 10-17 (chance is ln 3 = 1.1) in
-    the learning check, so the default is 3e-4."""
+    batch 2 and 10 epochs; its learning rate 0.01 diverged in the learning check (validation loss 5 to
+    85 where chance is ln 3 = 1.1, accuracy at chance), so the default is 3e-4 (BENCHMARKS.md)."""
 
     head: ClassVar[str] = "perceiver-mm"
 
