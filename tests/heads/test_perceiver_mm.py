@@ -209,4 +209,4 @@ def test_both_modalities_reach_the_classifier(tmp_path):
                                 capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr
         accuracy[task] = json.loads((run / "metrics.json").read_text())["test"]["accuracy"]
-    assert accuracy["colour"] >= 0.75 and accuracy["buzz"] >= 0.5, accuracy
+    assert accuracy["colour"] >= 0.75 and accuracy["buzz"] >= 0.75, accuracy  # chance: 0.33
