@@ -390,7 +390,6 @@ class _Run:
                 self._encode(name, min(len(self.buffers[name]), self.options.batch_size))
 
     def _encode(self, name: str, n: int) -> None:
-        import torch
 
         buffer = self.buffers[name]
         items, self.buffers[name] = buffer[:n], buffer[n:]

@@ -2,11 +2,9 @@
 checked against the spec's numbers (shared/specs/multimodal-perceiver.md), invariances, and the CLI."""
 
 import json
-import os
 import subprocess
 import sys
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -149,6 +147,7 @@ def av_store(tmp_path_factory):
     return root, data
 
 
+@pytest.mark.slow
 def test_train_evaluate_predict_through_the_cli(av_store, tmp_path):
     root, data = av_store
     run = tmp_path / "run"
@@ -181,15 +180,19 @@ def test_inputs_must_be_the_models_clips(av_store, tmp_path):
     assert result.exit_code == 2 and "perceiver-mm encoder" in result.output
 
 
-def test_a_hub_model_offline_fails_fast(av_store, tmp_path):
+def test_a_hub_model_offline_fails_fast(av_store, tmp_path, monkeypatch):
+    from alex.hub import hub_reachable
+
     root, data = av_store
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
-    result = subprocess.run([sys.executable, "-m", "alex", "train", "--head", "perceiver-mm", "--model",
-                             "deepmind/multimodal-perceiver", "--features", str(root / "store"), "--labels",
-                             str(data.labels_colour), "-o", str(tmp_path / "r")], capture_output=True, text=True,
-                            env=env, timeout=60)
-    assert result.returncode == 2
-    assert "deepmind/multimodal-perceiver/config.json" in result.stdout + result.stderr
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    hub_reachable.cache_clear()
+    result = CliRunner().invoke(app, ["train", "--head", "perceiver-mm", "--model", "deepmind/multimodal-perceiver",
+                                      "--features", str(root / "store"), "--labels", str(data.labels_colour),
+                                      "-o", str(tmp_path / "r")])
+    hub_reachable.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert "deepmind/multimodal-perceiver/config.json" in result.output
     assert not (tmp_path / "r" / "training_config.json").exists()
 
 
