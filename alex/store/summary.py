@@ -9,9 +9,10 @@ from alex.store.reader import open_store
 
 
 def describe_sampling(sampling: dict[str, Any]) -> str:
-    if sampling.get("num_frames") is not None:
-        return f"{sampling['num_frames']} frames/video"
-    return f"{sampling.get('fps', 0):g} fps"
+    rate = f"{sampling['num_frames']} frames/video" if sampling.get("num_frames") is not None else f"{sampling.get('fps', 0):g} fps"
+    if sampling.get("clip_frames"):  # clip encoders: clips of F sampled frames every S
+        return f"{rate}, clips of {sampling['clip_frames']} every {sampling.get('clip_stride', sampling['clip_frames'])}"
+    return rate
 
 
 def summarize(root: str | Path) -> dict[str, Any]:

@@ -84,6 +84,10 @@ def test_clips_hold_the_models_frames_and_audio_on_the_stores_clock(tmp_path):
         assert summary[3] == pytest.approx(20 * np.log10(AMPLITUDE / np.sqrt(2)), abs=0.2)  # the tone's RMS in dBFS
         row = s.con.execute("SELECT has_audio, audio_source, audio_path FROM videos").fetchall()[0]
         assert row == (False, "file", str((audio / "grey.wav").resolve()))
+    from alex.store.summary import summarize
+
+    sampling = {e["name"]: e["sampling"] for e in summarize(tmp_path / "s")["encoders"]}
+    assert sampling == {"perceiver-mm": "25 fps, clips of 4 every 4", "pixels": "1 fps"}  # what `alex info` shows
 
 
 def test_audio_dir_failures_fail_only_the_audio_encoders(tmp_path):
