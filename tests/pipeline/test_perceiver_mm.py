@@ -241,3 +241,31 @@ def test_a_local_model_folder_serves_extraction_and_training(tmp_path):
     again = runner.invoke(app, ["train", "--head", "perceiver-mm", "--model", str(tmp_path / "run"), "--features",
                                 str(tmp_path / "s"), "--labels", str(labels), "-o", str(tmp_path / "run2"), "-q"])
     assert again.exit_code == 2 and "PerceiverForMultimodalAutoencoding" in again.output
+
+
+def test_an_audio_file_that_breaks_mid_way_fails_only_the_audio_encoders(tmp_path):
+    import av
+
+    videos, audio = tmp_path / "videos", tmp_path / "audio"
+    grey_video(videos / "v.mp4", frames=30)
+    audio.mkdir()
+    container = av.open(str(audio / "v.flac"), "w")
+    stream = container.add_stream("flac", rate=16000)
+    samples = tone(2.0, 440, 16000)
+    for start in range(0, len(samples), 1024):
+        frame = av.AudioFrame.from_ndarray(samples[None, start : start + 1024], format="flt", layout="mono")
+        frame.sample_rate, frame.pts = 16000, start
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+    container.close()
+    data = (audio / "v.flac").read_bytes()
+    (audio / "v.flac").write_bytes(data[: len(data) // 2])  # cut mid-stream: FFmpeg fails about 1 s in
+    report = extract(ExtractOptions(videos=videos, store=tmp_path / "s", encoders=["pixels", "perceiver-mm:tiny@random"],
+                                    workers=0, audio_dir=audio))
+    assert report.ok == ["v.mp4"] and len(report.failed) == 1
+    reason = report.failed[0][1]
+    assert reason.startswith("perceiver-mm: audio file") and "decoding failed" in reason and str(videos / "v.mp4") in reason
+    with open_store(tmp_path / "s") as s:
+        assert s.con.execute("SELECT encoder, count(*) FROM frames GROUP BY encoder").fetchall() == [("pixels", 2)]
