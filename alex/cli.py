@@ -18,9 +18,10 @@ from typing import Any, Callable, List, Optional, TypeVar
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from alex import __version__
-from alex.errors import AlexError
+from alex.errors import AlexError, UsageError
 
 app = typer.Typer(
     name="alex",
@@ -30,8 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 T = TypeVar("T")
 DEFAULT_STORE = Path("alex-store")
@@ -47,8 +48,8 @@ def _run(call: Callable[[], T], crash_log: Path | None = None, create: bool = Fa
     exists (or is a run folder to ``create``), and the exit code is 3."""
     try:
         return call()
-    except AlexError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    except AlexError as exc:  # user data in the message (paths, specs, SQL) is printed as it is, never as markup
+        err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
@@ -143,15 +144,15 @@ def _print_extract_report(report: Any, profile: bool) -> None:
         highlight=False,
     )
     for path, why in report.skipped_files:
-        out.print(f"  skipped {path}: {why}", highlight=False)
+        out.print(f"  skipped {path}: {why}", highlight=False, markup=False)
     if report.failed:
         out.print(f"[red]{len(report.failed)} failed[/] (kept in the store as status 'error'):")
         for video_id, reason in report.failed:
-            out.print(f"  {video_id}: {reason}", highlight=False, soft_wrap=True)
+            out.print(f"  {video_id}: {reason}", highlight=False, soft_wrap=True, markup=False)
     if report.failed_before:
         out.print(f"[red]{len(report.failed_before)} failed in an earlier run[/] (--retry-errors tries them again):")
         for video_id, reason in report.failed_before:
-            out.print(f"  {video_id}: {reason}", highlight=False, soft_wrap=True)
+            out.print(f"  {video_id}: {reason}", highlight=False, soft_wrap=True, markup=False)
     if profile:
         table = Table(title="where the time went", title_justify="left")
         table.add_column("stage")
@@ -187,9 +188,9 @@ def info(
               f"{summary['segments']} segment(s)", highlight=False)
     out.print(f"videos: {summary['videos_ok']} ok, {summary['videos_failed']} failed", highlight=False)
     for video_id, reason in summary["failed"]:
-        out.print(f"  [red]failed[/] {video_id}: {reason}", highlight=False, soft_wrap=True)
+        out.print(Text.assemble("  ", ("failed", "red"), f" {video_id}: {reason}"), highlight=False, soft_wrap=True)
     for video_id, encoder, reason in summary["failed_items"]:
-        out.print(f"  [red]failed[/] {video_id} with encoder {encoder}: {reason}", highlight=False, soft_wrap=True)
+        out.print(Text.assemble("  ", ("failed", "red"), f" {video_id} with encoder {encoder}: {reason}"), highlight=False, soft_wrap=True)
     table = Table(title="encoders", title_justify="left")
     for column in ("name", "spec", "dim", "dtype", "sampling", "videos", "rows"):
         table.add_column(column, justify="right" if column in ("dim", "videos", "rows") else "left")
@@ -223,8 +224,13 @@ def query(
         raise typer.Exit(2)
 
     def run() -> Any:
+        import duckdb
+
         with open_store(store) as s:
-            return s.sql(sql).arrow()
+            try:
+                return s.sql(sql).arrow()
+            except duckdb.Error as exc:  # the user's SQL: one line, exit 2, not a traceback
+                raise UsageError(f"SQL: {str(exc).strip().splitlines()[0]}") from None
 
     table = _run(run)
     if hasattr(table, "read_all"):  # a RecordBatchReader
@@ -295,7 +301,7 @@ def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items() if isinstance(v, float))
     out.print(f"{title}: {shown}", highlight=False)
     for example in metrics.get("examples", [])[:2]:
-        out.print(f"  {example['video_id']}: {example['generated']!r} (reference {example['reference']!r})", highlight=False)
+        out.print(f"  {example['video_id']}: {example['generated']!r} (reference {example['reference']!r})", highlight=False, markup=False)
 
 
 def _head_options() -> dict[str, type]:

@@ -121,3 +121,35 @@ def test_an_internal_error_in_extract_exits_3_not_1(clips, tmp_path, monkeypatch
     result = invoke("extract", "--videos", clips, "--store", tmp_path / "s", "-e", "pixels", "--workers", "0")
     assert result.exit_code == 3 and "KeyError: 'a bug inside alex'" in result.output and "internal error" in result.output
     assert "KeyError" in (tmp_path / "s" / "alex-errors.log").read_text()
+
+
+def test_bad_sql_is_one_line_and_exit_2(store):
+    result = invoke("query", "SELEC video_id FROM videos", "--store", store)
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: SQL:") and "SELEC" in lines[0]
+    missing = invoke("query", "SELECT nothing FROM videos", "--store", store)
+    assert missing.exit_code == 2 and "nothing" in missing.output and "Traceback" not in missing.output
+
+
+def test_messages_print_user_text_as_written_not_as_markup(tmp_path, clips):
+    result = invoke("extract", "--videos", clips, "--store", tmp_path / "s", "-e", "audio:abc")
+    assert result.exit_code == 2 and "audio:abc:" in result.output  # not an emoji
+    named = invoke("extract", "--videos", tmp_path / "[bold]missing", "--store", tmp_path / "s", "-e", "pixels")
+    assert named.exit_code == 2 and "[bold]missing" in named.output
+    assert not (tmp_path / "s").exists()
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "[red]bad:abc:.mp4").write_bytes(b"")
+    failed = invoke("extract", "--videos", videos, "--store", tmp_path / "s2", "-e", "pixels", "--workers", "0")
+    assert failed.exit_code == 1 and "[red]bad:abc:.mp4: empty file" in failed.output
+    info = invoke("info", tmp_path / "s2")
+    assert "[red]bad:abc:.mp4: empty file" in info.output
+
+
+def test_an_empty_videos_folder_is_a_usage_error_and_writes_nothing(tmp_path):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "notes.txt").write_text("not a video")
+    result = invoke("extract", "--videos", tmp_path / "videos", "--store", tmp_path / "s", "-e", "pixels")
+    assert result.exit_code == 2 and "no video files" in result.output
+    assert not (tmp_path / "s").exists()

@@ -24,7 +24,7 @@ from alex import __version__
 from alex.errors import UsageError
 from alex.pipeline.encoders import DEFAULT_ENCODER, build_encoder, encoder_class, resolve_device
 from alex.pipeline.encoders.spec import EncoderSpec
-from alex.pipeline.listing import VideoFile, fingerprint, list_videos
+from alex.pipeline.listing import VIDEO_EXTENSIONS, VideoFile, fingerprint, list_videos
 from alex.pipeline.progress import ExtractProgress
 from alex.pipeline.sampling import Sampling
 from alex.pipeline.encoders.base import EncoderOutput
@@ -158,6 +158,10 @@ def extract(options: ExtractOptions) -> ExtractReport:
                 check_encoder_compatible(name, existing["encoders"][name], identity, store)
     report = ExtractReport(store=store, encoders=list(identities))
     listing = list_videos(options.videos, options.globs)
+    if not listing.videos:
+        how = f"matching --glob {' '.join(options.globs)}" if options.globs else f"with a video extension ({', '.join(VIDEO_EXTENSIONS)})"
+        skipped = f"; skipped: {', '.join(f'{p} ({why})' for p, why in listing.skipped[:3])}" if listing.skipped else ""
+        raise UsageError(f"--videos {options.videos}: no video files {how}{skipped}; nothing was written")
     report.skipped_files = listing.skipped
     videos, unreadable = _plan(listing.videos, store if existing else None, list(identities), options.retry_errors, report)
     report.planned = len(videos) + len(unreadable)
