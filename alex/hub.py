@@ -17,12 +17,14 @@ from urllib.parse import urlparse
 
 from alex.errors import UsageError, WeightsUnavailableError
 
-OFFLINE_HELP = (
-    "Without network access: download the weights elsewhere and pass their local path "
-    "(e.g. --encoder 'clip:ViT-B-32@/path/to/open_clip_pytorch_model.bin'), or copy a HuggingFace "
-    "cache folder here and set HF_HOME. To try alex fully offline: `alex demo`, or "
-    "--encoder pixels / --encoder clip:tiny@random (random weights, for testing only)."
-)
+FOLDER_HINT = "pass the local folder the model was saved to (save_pretrained, or a downloaded hub snapshot)"
+
+
+def offline_help(local_hint: str = FOLDER_HINT) -> str:
+    """What to do without network access: ``local_hint`` says how this kind of model is given locally."""
+    return (f"Without network access: download the weights elsewhere and {local_hint}, or copy a HuggingFace "
+            "cache folder here and set HF_HOME. To try alex fully offline: `alex demo`, or "
+            "--encoder pixels / --encoder clip:tiny@random (random weights, for testing only).")
 
 
 def hub_endpoint() -> str:
@@ -56,12 +58,12 @@ def cached_hub_file(repo_id: str, filenames: list[str]) -> str | None:
     return None
 
 
-def require_hub(what: str, looked_for: str) -> None:
+def require_hub(what: str, looked_for: str, local_hint: str = FOLDER_HINT) -> None:
     """Raise WeightsUnavailableError at once when ``looked_for`` is not cached and the hub is unreachable."""
     if not hub_reachable():
         raise WeightsUnavailableError(
             f"cannot get weights for {what}: looked for {looked_for} in the local HuggingFace cache "
-            f"and could not reach {hub_endpoint()}. {OFFLINE_HELP}"
+            f"and could not reach {hub_endpoint()}. {offline_help(local_hint)}"
         )
 
 

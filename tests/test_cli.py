@@ -153,3 +153,19 @@ def test_an_empty_videos_folder_is_a_usage_error_and_writes_nothing(tmp_path):
     result = invoke("extract", "--videos", tmp_path / "videos", "--store", tmp_path / "s", "-e", "pixels")
     assert result.exit_code == 2 and "no video files" in result.output
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("spec, says, never", [
+    ("tubelet:facebook/vjepa2-vitl-fpc64-256", "local folder", "clip:ViT-B-32@/path"),
+    ("perceiver-mm", "local folder", "clip:ViT-B-32@/path"),
+    ("clip", "clip:ViT-B-32@/path/to/open_clip_pytorch_model.bin", "local folder"),
+])
+def test_the_offline_hint_fits_the_model_asked_for(tmp_path, clips, spec, says, never):
+    result = invoke("extract", "--videos", clips, "--store", tmp_path / "s", "-e", spec)
+    assert result.exit_code == 2 and says in result.output and never not in result.output
+
+
+def test_an_unknown_clip_architecture_is_named_as_such(tmp_path, clips):
+    result = invoke("extract", "--videos", clips, "--store", tmp_path / "s", "-e", "clip:ViT-B-33")
+    assert result.exit_code == 2 and "open_clip has no model 'ViT-B-33'" in result.output and "ViT-B-32" in result.output
+    assert "published weights" not in result.output

@@ -30,6 +30,7 @@ open_clip.add_model_config(MODEL_CONFIGS)
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_WEIGHTS = "laion2b_s34b_b79k"
 HF_WEIGHT_FILES = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+CLIP_LOCAL_HINT = "pass their local path, e.g. --encoder 'clip:ViT-B-32@/path/to/open_clip_pytorch_model.bin'"
 
 
 def default_weights(model: str) -> str:
@@ -37,6 +38,7 @@ def default_weights(model: str) -> str:
         return DEFAULT_WEIGHTS
     if model.startswith(("hf-hub:", "local-dir:")):
         return ""
+    check_model_name(model)
     tags = open_clip.list_pretrained_tags_by_model(model)
     if len(tags) == 1:
         return tags[0]
@@ -48,6 +50,19 @@ def default_weights(model: str) -> str:
     raise EncoderSpecError(f"choose weights for clip:{model}: one of {', '.join('@' + t for t in tags)}")
 
 
+def check_model_name(model: str) -> None:
+    """An architecture open_clip knows, or a usage error naming the closest ones."""
+    import difflib
+
+    known = open_clip.list_models()
+    if model not in known:
+        close = difflib.get_close_matches(model, known, n=6, cutoff=0.6)
+        raise EncoderSpecError(
+            f"open_clip has no model {model!r}" + (f"; did you mean {', '.join(close)}?" if close else "")
+            + " (`python -c 'import open_clip; print(open_clip.list_models())'` lists all)"
+        )
+
+
 def resolve_weights(model: str, weights: str) -> tuple[str | None, dict[str, Any]]:
     """-> (``pretrained`` argument for open_clip, extra create_model kwargs). Fails fast when offline."""
     if model.startswith("local-dir:"):
@@ -55,14 +70,9 @@ def resolve_weights(model: str, weights: str) -> tuple[str | None, dict[str, Any
     if model.startswith("hf-hub:"):
         repo = model[len("hf-hub:"):]
         if cached_hub_file(repo, ["open_clip_config.json"]) is None:
-            require_hub(f"clip:{model}", f"{repo}/open_clip_config.json")
+            require_hub(f"clip:{model}", f"{repo}/open_clip_config.json", CLIP_LOCAL_HINT)
         return None, {}
-    if model not in open_clip.list_models():
-        close = [m for m in open_clip.list_models() if model.lower()[:4] in m.lower()][:12]
-        raise EncoderSpecError(
-            f"open_clip has no model {model!r}" + (f"; similar: {', '.join(close)}" if close else "")
-            + " (`python -c 'import open_clip; print(open_clip.list_models())'` lists all)"
-        )
+    check_model_name(model)
     if weights == "random":
         return None, {}
     if os.path.sep in weights or weights.endswith((".pt", ".bin", ".safetensors", ".pth")):
@@ -90,14 +100,14 @@ def resolve_weights(model: str, weights: str) -> tuple[str | None, dict[str, Any
         cached = cached_hub_file(repo, names)
         if cached:
             return cached, tag_kwargs
-        require_hub(f"clip:{model}@{weights}", f"{repo}/{names[-1]}")
+        require_hub(f"clip:{model}@{weights}", f"{repo}/{names[-1]}", CLIP_LOCAL_HINT)
         return weights, {}
     url = cfg.get("url", "")
     cached = os.path.join(os.path.expanduser("~/.cache/clip"), os.path.basename(url))
     if os.path.isfile(cached):
         return cached, tag_kwargs
     if not hub_reachable(url):
-        require_hub(f"clip:{model}@{weights}", cached)
+        require_hub(f"clip:{model}@{weights}", cached, CLIP_LOCAL_HINT)
     return weights, {}
 
 
