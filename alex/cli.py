@@ -42,16 +42,23 @@ CRASH_LOG = "alex-errors.log"
 INTERNAL_ERROR = 3
 
 
-def _run(call: Callable[[], T], crash_log: Path | None = None, create: bool = False) -> T:
+INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+
+
+def _run(call: Callable[[], T], crash_log: Path | None = None, create: bool = False, kept: str | None = None) -> T:
     """Turn alex's typed errors into a one-line message and their exit code; anything else is a
     bug: its traceback is printed, appended to ``crash_log/alex-errors.log`` when that folder
-    exists (or is a run folder to ``create``), and the exit code is 3."""
+    exists (or is a run folder to ``create``), and the exit code is 3. Ctrl-C exits 130 saying
+    what was ``kept``."""
     try:
         return call()
+    except KeyboardInterrupt:
+        err.print(Text.assemble(("interrupted", "bold yellow"), f": {kept}" if kept else ""), highlight=False, soft_wrap=True)
+        raise typer.Exit(INTERRUPTED) from None
     except AlexError as exc:  # user data in the message (paths, specs, SQL) is printed as it is, never as markup
         err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
-    except (typer.Exit, KeyboardInterrupt):
+    except typer.Exit:
         raise
     except Exception:
         _report_crash(traceback.format_exc(), crash_log, create)
@@ -130,7 +137,9 @@ def extract(
     if fps is not None and num_frames is not None:
         err.print("[bold red]error:[/] choose one of --fps and --num-frames")
         raise typer.Exit(2)
-    report = _run(lambda: run_extract(options), crash_log=store)
+    report = _run(lambda: run_extract(options), crash_log=store,
+                  kept=f"the videos finished so far are committed in {store} (the ones in flight were dropped); "
+                       "run the same command again to extract the rest")
     _print_extract_report(report, profile)
     raise typer.Exit(report.exit_code)
 
@@ -330,7 +339,9 @@ def _train(head: Optional[str] = None, **values: Any) -> None:
 
     _quiet_transformers()
     metrics = _run(lambda: run_train(options, say=lambda line: out.print(line, highlight=False)),
-                   crash_log=options.output, create=True)
+                   crash_log=options.output, create=True,
+                   kept=f"finished epochs (if any) are checkpointed in {Path(options.output) / 'checkpoints'}; "
+                        "add --resume to the same command to continue from the last one")
     for split_name in ("validation", "test"):
         _print_metrics(split_name, metrics[split_name])
     files = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in Path(options.output).iterdir()))

@@ -169,3 +169,32 @@ def test_an_unknown_clip_architecture_is_named_as_such(tmp_path, clips):
     result = invoke("extract", "--videos", clips, "--store", tmp_path / "s", "-e", "clip:ViT-B-33")
     assert result.exit_code == 2 and "open_clip has no model 'ViT-B-33'" in result.output and "ViT-B-32" in result.output
     assert "published weights" not in result.output
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_says_what_was_kept(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures.videos import make_video
+
+    for i in range(40):
+        make_video(tmp_path / "videos" / f"v{i:02d}.mp4", num_frames=50, fps=25, seed=i)
+    store = tmp_path / "s"
+    command = [sys.executable, "-m", "alex", "extract", "--videos", str(tmp_path / "videos"), "--store", str(store),
+               "-e", "pixels", "--fps", "25", "--workers", "0", "--shard-size", "2", "-q"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any((store / "segments").glob("*")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.05)  # wait until a first segment is committed
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout + stderr
+    assert "interrupted: the videos finished so far are committed in" in stderr and "Traceback" not in stderr
+    info = invoke("info", store)
+    assert info.exit_code == 0 and "0 failed" in info.output  # the store opens; nothing half-written shows
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already up to date" in again.stdout
+    assert invoke("info", store).output.count("40 ok") == 1
