@@ -47,7 +47,7 @@ def load_base(model: str):
         raise UsageError(f"--model {model}: cannot load a multimodal Perceiver: {str(exc).splitlines()[0]}") from exc
 
 
-def check_store_geometry(signature: dict[str, Any], store_config: dict[str, Any], geometry: ClipGeometry, name: str) -> None:
+def check_store_geometry(store_config: dict[str, Any], geometry: ClipGeometry, name: str) -> None:
     """The store's clips must be what the model eats (frames, size, samples)."""
     if store_config.get("family") != "perceiver-mm":
         raise UsageError(f"--inputs {name}: a {store_config.get('family')} encoder; --head perceiver-mm reads the cached "
@@ -71,7 +71,7 @@ class PerceiverMMFamily(ClassifierFamily):
 
         name = options.inputs[0]
         base = load_base(options.model)
-        check_store_geometry(signature, store.encoders[name], ClipGeometry.of(base.config), name)
+        check_store_geometry(store.encoders[name], ClipGeometry.of(base.config), name)
         labels = sort_labels(set(selection.labels.values()))
         settings = {"inputs": [name], "eval_clips": options.eval_clips, **options.head_config}
         try:

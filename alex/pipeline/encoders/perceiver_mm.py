@@ -54,20 +54,13 @@ class PerceiverMMEncoder:
 
     @staticmethod
     def identity(spec: EncoderSpec, clip_frames: int | None = None, clip_stride: int | None = None, **_: Any) -> dict[str, Any]:
-        model, geometry = _geometry(spec)
-        if clip_frames is not None and clip_frames != geometry.num_frames:
-            raise EncoderSpecError(f"--clip-frames {clip_frames}: perceiver-mm:{model} eats clips of exactly "
-                                   f"{geometry.num_frames} frames (its config's num_frames); leave --clip-frames out")
-        text = f"perceiver-mm:{model}" + ("@random" if spec.weights == "random" else "")
-        return {"family": "perceiver-mm", "model": model, "weights": spec.weights, "spec": text,
-                "clip": {"clip_frames": geometry.num_frames, "clip_stride": clip_stride or geometry.num_frames},
-                "sampling": {"fps": geometry.frame_rate, "num_frames": None}}
+        return _identity(spec, *_geometry(spec), clip_frames, clip_stride)
 
     def __init__(self, spec: EncoderSpec, device: torch.device, clip_stride: int | None = None, **_: Any):
-        self._identity = self.identity(spec, clip_stride=clip_stride)
+        model, self.geometry = _geometry(spec)
+        self._identity = _identity(spec, model, self.geometry, None, clip_stride)
         self._identity.pop("sampling")
         clip = self._identity.pop("clip")
-        _, self.geometry = _geometry(spec)
         self.device = device
         self.dim = 4
         self.transform = ResizeCrop(self.geometry.image_size, interpolation="bilinear", mode="shortest")
@@ -94,3 +87,16 @@ class PerceiverMMEncoder:
             "array_dtypes": {"image": "uint8", "audio": "float32"},
             "preprocessing": {**self.geometry.to_dict(), "resize": self.transform.to_dict(), "audio_channels": "mono"},
         }
+
+
+def _identity(spec: EncoderSpec, model: str, geometry: ClipGeometry, clip_frames: int | None,
+              clip_stride: int | None) -> dict[str, Any]:
+    """Model, weights, clip and sampling of the spec (the model's own frame rate and clip length)."""
+    if clip_frames is not None and clip_frames != geometry.num_frames:
+        raise EncoderSpecError(f"--clip-frames {clip_frames}: perceiver-mm:{model} eats clips of exactly "
+                               f"{geometry.num_frames} frames (its config's num_frames); leave --clip-frames out")
+    text = f"perceiver-mm:{model}" + ("@random" if spec.weights == "random" else "")
+    return {"family": "perceiver-mm", "model": model, "weights": spec.weights, "spec": text,
+            "clip": {"clip_frames": geometry.num_frames, "clip_stride": clip_stride or geometry.num_frames},
+            "sampling": {"fps": geometry.frame_rate, "num_frames": None}}
+
