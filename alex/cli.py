@@ -13,7 +13,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, List, Optional, TypeVar
+from typing import Any, Callable, List, NoReturn, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from alex import __version__
+from alex.cli_examples import epilog
+from alex.cli_renames import alex_command
 from alex.errors import AlexError, UsageError
 
 app = typer.Typer(
@@ -55,14 +57,20 @@ def _run(call: Callable[[], T], crash_log: Path | None = None, create: bool = Fa
     except KeyboardInterrupt:
         err.print(Text.assemble(("interrupted", "bold yellow"), f": {kept}" if kept else ""), highlight=False, soft_wrap=True)
         raise typer.Exit(INTERRUPTED) from None
-    except AlexError as exc:  # user data in the message (paths, specs, SQL) is printed as it is, never as markup
-        err.print(Text.assemble(("error:", "bold red"), " ", str(exc)), highlight=False, soft_wrap=True)
-        raise typer.Exit(exc.exit_code) from None
+    except AlexError as exc:
+        _usage_error(str(exc), exc.exit_code)
     except typer.Exit:
         raise
     except Exception:
         _report_crash(traceback.format_exc(), crash_log, create)
         raise typer.Exit(INTERNAL_ERROR) from None
+
+
+def _usage_error(message: str, exit_code: int = 2) -> NoReturn:
+    """One line on stderr and the exit code; user data in the message (paths, specs, SQL) is
+    printed as it is, never as rich markup."""
+    err.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+    raise typer.Exit(exit_code) from None
 
 
 def _report_crash(text: str, folder: Path | None, create: bool = False) -> None:
@@ -79,6 +87,11 @@ def _report_crash(text: str, folder: Path | None, create: bool = False) -> None:
               highlight=False)
 
 
+def flag(name: str, *short: str, help: str) -> Any:
+    """A boolean option written ``--NAME`` / ``--no-NAME``, shown as the flag it is (no ``<bool>``)."""
+    return typer.Option(False, f"--{name}/--no-{name}", *short, help=help, metavar="", show_default=False)
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"alex {__version__}")
@@ -92,7 +105,7 @@ def main_callback(
     """alex: video features extracted once, trained on many times."""
 
 
-@app.command()
+@app.command(cls=alex_command("extract"), epilog=epilog("extract"))
 def extract(
     videos: Path = typer.Option(..., "--videos", help="Folder of videos (searched recursively) or one video file."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder (created if missing)."),
@@ -105,7 +118,7 @@ def extract(
     num_frames: Optional[int] = typer.Option(None, "--num-frames", help="Instead of --fps: this many frames spread evenly over each video."),
     clip_frames: Optional[int] = typer.Option(None, "--clip-frames", help="Clip encoders (tubelet, languagebind): sampled frames per clip."),
     clip_stride: Optional[int] = typer.Option(None, "--clip-stride", help="Clip encoders: sampled frames between clip starts (default: --clip-frames)."),
-    keep_tokens: bool = typer.Option(False, "--keep-tokens", help="languagebind: also store the per-frame tokens of hidden_states[-2] (for LLM heads)."),
+    keep_tokens: bool = flag("keep-tokens", help="languagebind: also store the per-frame tokens of hidden_states[-2] (for LLM heads)."),
     views: int = typer.Option(1, "--views", help="Per-frame encoders: K seeded augmented views per frame (random resized crop, flip); view 0 is the plain frame."),
     seed: int = typer.Option(0, "--seed", help="Seeds the augmented views: same seed, same views."),
     audio_dir: Optional[Path] = typer.Option(
@@ -116,15 +129,17 @@ def extract(
     ),
     dtype: str = typer.Option("float16", "--dtype", help="Stored float type: float16 or float32."),
     glob: Optional[List[str]] = typer.Option(None, "--glob", help="Select files by glob relative to --videos (repeatable) instead of by video extension."),
-    retry_errors: bool = typer.Option(False, "--retry-errors", help="Try again the videos that failed in an earlier run."),
+    retry_errors: bool = flag("retry-errors", help="Try again the videos that failed in an earlier run."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(32, "--batch-size", help="Frames per encoder batch (frames of several videos are mixed)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decode processes running ahead of the encoder (0: decode in this process). Default: CPU cores - 1, at most 8."),
     shard_size: int = typer.Option(256, "--shard-size", help="Videos per store segment; each is committed atomically when complete."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    profile: bool = typer.Option(False, "--profile", help="Print the time spent decoding, preprocessing, encoding and writing."),
+    quiet: bool = flag("quiet", "-q", help="No progress bar."),
+    profile: bool = flag("profile", help="Print the time spent decoding, preprocessing, encoding and writing."),
 ) -> None:
     """Decode videos once, run frozen encoders on frames sampled by time, write a feature store."""
+    if fps is not None and num_frames is not None:
+        _usage_error("choose one of --fps and --num-frames")
     from alex.pipeline.extract import ExtractOptions, extract as run_extract
 
     options = ExtractOptions(
@@ -134,9 +149,6 @@ def extract(
         clip_frames=clip_frames, clip_stride=clip_stride, keep_tokens=keep_tokens, views=views, seed=seed,
         audio_dir=audio_dir,
     )
-    if fps is not None and num_frames is not None:
-        err.print("[bold red]error:[/] choose one of --fps and --num-frames")
-        raise typer.Exit(2)
     report = _run(lambda: run_extract(options), crash_log=store,
                   kept=f"the videos finished so far are committed in {store} (the ones in flight were dropped); "
                        "run the same command again to extract the rest")
@@ -158,6 +170,7 @@ def _print_extract_report(report: Any, profile: bool) -> None:
         out.print(f"[red]{len(report.failed)} failed[/] (kept in the store as status 'error'):")
         for video_id, reason in report.failed:
             out.print(f"  {video_id}: {reason}", highlight=False, soft_wrap=True, markup=False)
+    _print_no_audio([list(pair) for pair in report.no_audio])
     if report.failed_before:
         out.print(f"[red]{len(report.failed_before)} failed in an earlier run[/] (--retry-errors tries them again):")
         for video_id, reason in report.failed_before:
@@ -181,10 +194,10 @@ def _print_extract_report(report: Any, profile: bool) -> None:
         out.print(table)
 
 
-@app.command()
+@app.command(cls=alex_command("info"), epilog=epilog("info"))
 def info(
-    store: Path = typer.Argument(DEFAULT_STORE, help="Feature store folder."),
-    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder (a bare STORE argument is the old spelling)."),
+    as_json: bool = flag("json", help="Print machine-readable JSON."),
 ) -> None:
     """Videos ok and failed (with reasons), encoders, rows and bytes of a store."""
     from alex.store.summary import summarize
@@ -193,19 +206,34 @@ def info(
     if as_json:
         out.print_json(json.dumps(summary, default=str))
         return
-    out.print(f"[bold]{store}[/]  format v{summary['format_version']}, {_human_bytes(summary['bytes'])} on disk, "
-              f"{summary['segments']} segment(s)", highlight=False)
+    out.print(Text.assemble((str(store), "bold"), f"  format v{summary['format_version']}, "
+                            f"{_human_bytes(summary['bytes'])} on disk, {summary['segments']} segment(s)"), highlight=False)
     out.print(f"videos: {summary['videos_ok']} ok, {summary['videos_failed']} failed", highlight=False)
     for video_id, reason in summary["failed"]:
         out.print(Text.assemble("  ", ("failed", "red"), f" {video_id}: {reason}"), highlight=False, soft_wrap=True)
     for video_id, encoder, reason in summary["failed_items"]:
         out.print(Text.assemble("  ", ("failed", "red"), f" {video_id} with encoder {encoder}: {reason}"), highlight=False, soft_wrap=True)
+    _print_no_audio(summary["no_audio"])
     table = Table(title="encoders", title_justify="left")
-    for column in ("name", "spec", "dim", "dtype", "sampling", "videos", "rows"):
-        table.add_column(column, justify="right" if column in ("dim", "videos", "rows") else "left")
+    keys = ["name", "spec", "dim", "dtype", "sampling", "videos", "no_audio", "rows"]
+    if not any(enc["no_audio"] for enc in summary["encoders"]):
+        keys.remove("no_audio")  # a column only where some video has no audio track
+    for key in keys:
+        table.add_column(key.replace("_", " "), justify="right" if key in ("dim", "videos", "no_audio", "rows") else "left")
     for enc in summary["encoders"]:
-        table.add_row(enc["name"], enc["spec"], str(enc["dim"]), enc["dtype"], enc["sampling"], str(enc["videos"]), str(enc["rows"]))
+        table.add_row(*(Text(str(enc[key])) for key in keys))
     out.print(table)
+
+
+def _print_no_audio(pairs: list[list[str]], shown: int = 5) -> None:
+    """Videos without an audio track, per audio encoder: a state, not a failure (a few ids each)."""
+    by_encoder: dict[str, list[str]] = {}
+    for video_id, encoder in pairs:
+        by_encoder.setdefault(encoder, []).append(video_id)
+    for encoder, ids in sorted(by_encoder.items()):
+        more = f" and {len(ids) - shown} more" if len(ids) > shown else ""
+        out.print(Text.assemble("  ", ("no audio", "yellow"), f" for encoder {encoder}: {len(ids)} video(s) without an "
+                                f"audio track ({', '.join(ids[:shown])}{more})"), highlight=False, soft_wrap=True)
 
 
 def _human_bytes(n: int) -> str:
@@ -216,26 +244,30 @@ def _human_bytes(n: int) -> str:
     return str(n)
 
 
-@app.command()
+@app.command(cls=alex_command("query"), epilog=epilog("query"))
 def query(
     sql: str = typer.Argument(..., help="SQL over the views videos, frames and encoders."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of standard output."),
     max_rows: int = typer.Option(100, "--max-rows", help="Rows shown by --format table."),
+    attach: Optional[List[str]] = typer.Option(
+        None, "--attach", metavar="NAME=FILE",
+        help="Make a Parquet, CSV or JSON Lines file a view NAME beside the store's (repeatable), e.g. "
+             "--attach preds=preds.parquet to join `alex predict` output with videos; still read-only."),
 ) -> None:
-    """Run read-only SQL (DuckDB) over a store."""
+    """Run read-only SQL (DuckDB) over a store's views videos, frames, encoders (and attached files)."""
+    from alex.store.attach import parse_attachments
     from alex.store.export import write_result
     from alex.store.reader import open_store
 
     if fmt not in ("table", "csv", "json", "parquet"):
-        err.print(f"[bold red]error:[/] --format {fmt}: choose table, csv, json or parquet")
-        raise typer.Exit(2)
+        _usage_error(f"--format {fmt}: choose table, csv, json or parquet")
 
     def run() -> Any:
         import duckdb
 
-        with open_store(store) as s:
+        with open_store(store, attach=parse_attachments(attach)) as s:
             try:
                 return s.sql(sql).arrow()
             except duckdb.Error as exc:  # the user's SQL: one line, exit 2, not a traceback
@@ -248,8 +280,7 @@ def query(
         _print_table(table, max_rows)
         return
     if fmt == "parquet" and output is None and sys.stdout.isatty():
-        err.print("[bold red]error:[/] --format parquet writes binary: give --output FILE or redirect standard output")
-        raise typer.Exit(2)
+        _usage_error("--format parquet writes binary: give --output FILE or redirect standard output")
     write_result(table, fmt, output)
 
 
@@ -267,20 +298,20 @@ def _print_table(table: Any, max_rows: int) -> None:
     for name in table.column_names:
         view.add_column(name, overflow="fold")
     for row in table.slice(0, max_rows).to_pylist():
-        view.add_row(*(_cell(row[name]) for name in table.column_names))
+        view.add_row(*(Text(_cell(row[name])) for name in table.column_names))  # values as written, never markup
     out.print(view)
     if table.num_rows > max_rows:
         out.print(f"… {table.num_rows - max_rows} more rows (--max-rows, or --format csv)")
 
 
-@app.command()
+@app.command(cls=alex_command("search"), epilog=epilog("search"))
 def search(
     text: str = typer.Argument(..., help="What to look for, in words."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder."),
     k: int = typer.Option(10, "-k", "--top-k", help="How many frames to return."),
     encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Which text-capable encoder of the store (default: the only one)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON lines instead of a table."),
+    as_json: bool = flag("json", help="Print JSON lines instead of a table."),
 ) -> None:
     """Nearest frames to a text: the same CLIP model's text tower embeds it, DuckDB scores."""
     from alex.pipeline.search import search_text
@@ -356,8 +387,8 @@ def _evaluate(as_json: bool = False, **values: Any) -> None:
     from alex.heads.training import evaluate as run_evaluate
 
     _quiet_transformers()
-    settings = {k: v for k, v in vars(options).items() if k not in ("run", "features", "labels")}
-    result = _run(lambda: run_evaluate(options.run, options.features, options.labels, **settings), crash_log=options.run)
+    settings = {k: v for k, v in vars(options).items() if k not in ("run", "store", "labels")}
+    result = _run(lambda: run_evaluate(options.run, options.store, options.labels, **settings), crash_log=options.run)
     if as_json:
         out.print_json(json.dumps(result))
         return
@@ -372,8 +403,8 @@ def _predict(**values: Any) -> None:
     from alex.heads.training import predict as run_predict
 
     _quiet_transformers()
-    settings = {k: v for k, v in vars(options).items() if k not in ("run", "features", "output")}
-    result = _run(lambda: run_predict(options.run, options.features, options.output, **settings), crash_log=options.run)
+    settings = {k: v for k, v in vars(options).items() if k not in ("run", "store", "output")}
+    result = _run(lambda: run_predict(options.run, options.store, options.output, **settings), crash_log=options.run)
     skipped = ", ".join(f"{v} {k}" for k, v in result["skipped"].items() if v)
     rows = f" ({result['rows']} rows)" if result["rows"] != result["videos"] else ""
     out.print(f"predicted {result['videos']} video(s){rows} into {options.output}" + (f"; skipped {skipped}" if skipped else ""),
@@ -392,30 +423,30 @@ def _register_training_commands() -> None:
     head = inspect.Parameter("head", inspect.Parameter.KEYWORD_ONLY, annotation=Optional[str], default=typer.Option(
         None, "--head", show_default=False,
         help=f"Which head to train: {', '.join(known_heads())} (default: {DEFAULT_HEAD})."))
-    app.command("train")(command("train", [head, *parameters(heads)], _train,
+    app.command("train", cls=alex_command("train"), epilog=epilog("train"))(command("train", [head, *parameters(heads)], _train,
                                  "Train a head on cached features only (no video is decoded)."))
     as_json = inspect.Parameter("as_json", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-                                default=typer.Option(False, "--json", help="Print JSON."))
-    app.command("evaluate")(command("evaluate", [*parameters({"evaluate": EvaluateOptions}), as_json],
+                                default=flag("json", help="Print JSON."))
+    app.command("evaluate", cls=alex_command("evaluate"), epilog=epilog("evaluate"))(command("evaluate", [*parameters({"evaluate": EvaluateOptions}), as_json],
                                     _evaluate,
                                     "Metrics of a trained head on one split of a labels file."))
-    app.command("predict")(command("predict", parameters({"predict": PredictOptions}), _predict,
+    app.command("predict", cls=alex_command("predict"), epilog=epilog("predict"))(command("predict", parameters({"predict": PredictOptions}), _predict,
                                    "Predict every usable video of a store; the Parquet joins with `videos` on video_id."))
 
 
 _register_training_commands()
 
 
-@app.command()
+@app.command(cls=alex_command("demo"), epilog=epilog("demo"))
 def demo(
     output: Path = typer.Option(Path("alex-demo"), "--output", "-o", help="Folder for the demo's videos and store."),
-    videos: int = typer.Option(300, "--videos", help="How many moving-digit videos to make."),
+    num_videos: int = typer.Option(300, "--num-videos", help="How many moving-digit videos to make (--videos is the old spelling)."),
 ) -> None:
     """The offline tour: labelled digit videos, extraction, a trained probe, SQL and search. No weights, no network."""
     from alex.demo import run_demo
 
     _quiet_transformers()
-    _run(lambda: run_demo(output, num_videos=videos, say=lambda line: out.print(line, highlight=False, markup=False)))
+    _run(lambda: run_demo(output, num_videos=num_videos, say=lambda line: out.print(line, highlight=False, markup=False)))
 
 
 def main() -> None:

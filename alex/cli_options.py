@@ -20,7 +20,7 @@ from typing import Any, List, Optional, Sequence
 import typer
 
 from alex.errors import UsageError
-from alex.heads.options import flag_name
+from alex.heads.options import flag_name, option_flags
 
 SIMPLE_TYPES = (int, float, str, bool, Path)
 
@@ -56,10 +56,6 @@ def _show(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     return str(value)
-
-
-def flags(f: Field) -> tuple[str, ...]:
-    return f.metadata.get("flags") or (flag_name(f.name),)
 
 
 def _help(f: Field, owners: dict[str, Field], everyone: Sequence[str]) -> str:
@@ -99,10 +95,10 @@ def parameters(classes: dict[str, type]) -> list[inspect.Parameter]:
         if f.metadata.get("argument"):
             info = typer.Argument(... if required else None, help=text, metavar=metavar or name.upper(), show_default=False)
         elif kind is bool:
-            first, *others = flags(f)
-            info = typer.Option(None, f"{first}/--no-{first[2:]}", *others, help=text, show_default=False)
+            first, *others = option_flags(f)
+            info = typer.Option(None, f"{first}/--no-{first[2:]}", *others, help=text, show_default=False, metavar="")
         else:
-            info = typer.Option(... if required else None, *flags(f), help=text, metavar=metavar, show_default=False)
+            info = typer.Option(... if required else None, *option_flags(f), help=text, metavar=metavar, show_default=False)
         annotation = kind if required else Optional[kind]
         out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
     return out

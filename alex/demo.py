@@ -49,7 +49,7 @@ def run_demo(output: Path, num_videos: int = 300, say: Callable[[str], None] = p
         metrics = json.loads((run / "metrics.json").read_text())
         say("    (already trained: showing its metrics)")
     else:
-        metrics = train(ProbeOptions(features=store, labels=data.labels, output=run, inputs=["pixels"], hidden_size=64,
+        metrics = train(ProbeOptions(store=store, labels=data.labels, output=run, inputs=["pixels"], hidden_size=64,
                                      device=device))
     test = metrics["test"]
     say(f"    test accuracy {test['accuracy']:.3f} on {metrics['videos']['test']} held-out videos (10 digits: chance 0.1), "
@@ -68,5 +68,5 @@ def run_demo(output: Path, num_videos: int = 300, say: Callable[[str], None] = p
     say(f"    alex search \"the digit 7 moves left\" --store {store} -k 3   (random tiny CLIP: the scores mean nothing)")
     for hit in hits:
         say(f"    {hit['video_id']} at {hit['t_start']:.2f} s  score {hit['score']:.3f}")
-    say(f"next: alex info {store}; alex extract --videos YOUR_VIDEOS (real CLIP weights come from the HuggingFace hub)")
+    say(f"next: alex info --store {store}; alex extract --videos YOUR_VIDEOS (real CLIP weights come from the HuggingFace hub)")
     return {"store": store, "data": data, "report": report, "metrics": metrics, "run": run}

@@ -50,7 +50,7 @@ def main() -> None:
     captions = [json.loads(line)["text"] for line in data.captions.read_text().splitlines()]
     t5 = make_tiny_t5(args.out / "tiny-t5", captions + [str(d) for d in range(10)])
     llama = make_tiny_llama(args.out / "tiny-llama", captions + ["Describe the video."])
-    common = ["--features", str(store)]
+    common = ["--store", str(store)]
     runs = [
         ("probe", "pixels", [], data.labels),
         ("probe", "p32", [], data.labels),

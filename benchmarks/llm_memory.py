@@ -89,7 +89,7 @@ def measure(store: Path, labels: Path, checkpoint: Path, run: Path, dtype: str, 
     from alex.heads.llm.head import HEAD
     from alex.heads.training import save_run
 
-    options = LLMOptions(features=store, labels=labels, output=run, model=str(checkpoint), task="action", inputs=["p32"],
+    options = LLMOptions(store=store, labels=labels, output=run, model=str(checkpoint), task="action", inputs=["p32"],
                          lm=lm, dtype=dtype, device="cpu")
     with alex.open_store(store) as s:
         signature = input_signature(s, options.inputs)

@@ -30,7 +30,7 @@ from alex.pipeline.extract import ExtractOptions, extract
 def alex_train(store: Path, labels: Path, run: Path, lr: str) -> tuple[dict, float]:
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "alex", "train", "--head", "perceiver-mm", "--model", "tiny@random",
-                    "--features", str(store), "--labels", str(labels), "--output", str(run), "--lr", lr, "-q"],
+                    "--store", str(store), "--labels", str(labels), "--output", str(run), "--lr", lr, "-q"],
                    check=True, capture_output=True, text=True)
     return json.loads((run / "metrics.json").read_text()), time.perf_counter() - started
 

@@ -50,12 +50,12 @@ def test_exit_codes(clips, tmp_path):
 
 
 def test_info(store):
-    result = invoke("info", store)
+    result = invoke("info", "--store", store)
     assert result.exit_code == 0
     assert "4 ok, 0 failed" in result.output and "clip:tiny@random" in result.output and "pixels:16" in result.output
-    summary = json.loads(invoke("info", store, "--json").output)
+    summary = json.loads(invoke("info", "--store", store, "--json").output)
     assert {e["name"]: e["rows"] for e in summary["encoders"]} == {"clip": 21, "pixels": 21}
-    assert invoke("info", store.parent / "nope").exit_code == 2
+    assert invoke("info", "--store", store.parent / "nope").exit_code == 2
 
 
 def test_query_formats(store, tmp_path):
@@ -143,7 +143,7 @@ def test_messages_print_user_text_as_written_not_as_markup(tmp_path, clips):
     (videos / "[red]bad:abc:.mp4").write_bytes(b"")
     failed = invoke("extract", "--videos", videos, "--store", tmp_path / "s2", "-e", "pixels", "--workers", "0")
     assert failed.exit_code == 1 and "[red]bad:abc:.mp4: empty file" in failed.output
-    info = invoke("info", tmp_path / "s2")
+    info = invoke("info", "--store", tmp_path / "s2")
     assert "[red]bad:abc:.mp4: empty file" in info.output
 
 
@@ -193,8 +193,127 @@ def test_ctrl_c_exits_130_and_says_what_was_kept(tmp_path):
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stdout + stderr
     assert "interrupted: the videos finished so far are committed in" in stderr and "Traceback" not in stderr
-    info = invoke("info", store)
+    info = invoke("info", "--store", store)
     assert info.exit_code == 0 and "0 failed" in info.output  # the store opens; nothing half-written shows
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "already up to date" in again.stdout
-    assert invoke("info", store).output.count("40 ok") == 1
+    assert invoke("info", "--store", store).output.count("40 ok") == 1
+
+
+def test_query_attach_joins_a_users_files_and_stays_read_only(store, tmp_path):
+    import pyarrow as pa
+
+    pq.write_table(pa.table({"video_id": ["a.mp4", "b.mp4"], "label": ["cat", "dog"]}), tmp_path / "preds.parquet")
+    (tmp_path / "notes.csv").write_text("video_id,note\nsub/c.mp4,blurry\n")
+    (tmp_path / "extra.jsonl").write_text('{"video_id": "vfr.mp4", "score": 0.5}\n')
+    sql = ("SELECT v.video_id, p.label, n.note, e.score FROM videos v LEFT JOIN preds p USING (video_id) "
+           "LEFT JOIN notes n USING (video_id) LEFT JOIN extra e USING (video_id) ORDER BY 1")
+    result = invoke("query", sql, "--store", store, "--attach", f"preds={tmp_path / 'preds.parquet'}",
+                    "--attach", f"notes={tmp_path / 'notes.csv'}", "--attach", f"extra={tmp_path / 'extra.jsonl'}", "-f", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [
+        {"video_id": "a.mp4", "label": "cat", "note": None, "score": None},
+        {"video_id": "b.mp4", "label": "dog", "note": None, "score": None},
+        {"video_id": "sub/c.mp4", "label": None, "note": "blurry", "score": None},
+        {"video_id": "vfr.mp4", "label": None, "note": None, "score": 0.5},
+    ]
+    attach = ["--attach", f"preds={tmp_path / 'preds.parquet'}"]
+    for sql, says in (("DROP VIEW preds", "read-only"), ("COPY preds TO 'x.csv'", "read-only"),
+                      (f"SELECT * FROM read_csv('{tmp_path / 'notes.csv'}')", "SQL:")):  # only attached files are readable
+        refused = invoke("query", sql, "--store", store, *attach)
+        assert refused.exit_code == 2 and says in refused.output and len(refused.output.strip().splitlines()) == 1, refused.output
+    assert not (Path.cwd() / "x.csv").exists()
+    for bad, says in ((f"videos={tmp_path / 'preds.parquet'}", "is a view of the store"),
+                      (f"preds={tmp_path / 'nope.parquet'}", "no such file"),
+                      (f"preds={tmp_path / 'notes.txt'}", "Parquet, CSV or JSON Lines"),
+                      ("1bad=x.csv", "NAME=FILE"), ("preds", "NAME=FILE")):
+        refused = invoke("query", "SELECT 1", "--store", store, "--attach", bad)
+        assert refused.exit_code == 2 and says in refused.output, (bad, refused.output)
+
+
+def _commands():
+    import typer
+
+    group = typer.main.get_command(app)
+    return {name: group.get_command(None, name) for name in group.list_commands(None)}
+
+
+STORE_COMMANDS = ("extract", "info", "query", "search", "train", "evaluate", "predict")
+
+
+def test_one_name_for_one_thing_across_commands():
+    commands = _commands()
+    for name in STORE_COMMANDS:
+        flags = {opt for p in commands[name].params for opt in p.opts}
+        assert "--store" in flags and "--features" not in flags, name
+    split = {name: next((p for p in c.params if "--split" in p.opts), None) for name, c in commands.items()}
+    assert split["evaluate"] is not None and split["train"] is None  # --split is a split name; train has --split-fractions
+    assert any("--split-fractions" in p.opts for p in commands["train"].params)
+    videos = {name: next((p for p in c.params if "--videos" in p.opts), None) for name, c in commands.items()}
+    assert set(n for n, p in videos.items() if p is not None) == {"extract"}  # a folder; demo's count is --num-videos
+
+
+def test_every_option_has_help_and_every_flag_a_no_form():
+    from click import Option
+
+    for name, command in _commands().items():
+        for param in command.params:
+            assert (param.help or "").strip(), f"alex {name} {param.opts[0]} has no help"
+            if isinstance(param, Option) and param.is_flag and param.opts != ["--version"]:
+                assert param.secondary_opts and param.secondary_opts[0].startswith("--no-"), f"alex {name} {param.opts}"
+    help_text = invoke("extract", "--help").output
+    assert "--no-profile" in help_text and "<bool>" not in help_text
+
+
+def test_old_spellings_are_accepted_with_a_note(store, tmp_path):
+    from alex.cli_renames import rewrite_args
+
+    notes = []
+    assert rewrite_args("train", ["--features", "s", "--split=0.5,0.5,0", "--labels", "l"], notes.append) == \
+        ["--store", "s", "--split-fractions=0.5,0.5,0", "--labels", "l"]
+    assert rewrite_args("info", ["--json", "s/"], notes.append) == ["--json", "--store", "s/"]
+    assert rewrite_args("info", ["--store", "s/"], notes.append) == ["--store", "s/"]
+    assert rewrite_args("evaluate", ["run", "--split", "test"], notes.append) == ["run", "--split", "test"]
+    assert len(notes) == 3 and "--features is now --store" in notes[0]
+    old = invoke("info", store)
+    assert old.exit_code == 0 and "4 ok" in old.output and "note: alex info STORE is now alex info --store STORE" in old.output
+    result = invoke("train", "--features", store, "--labels", tmp_path / "none.csv", "-o", tmp_path / "r", "--split", "0.5,0.5")
+    assert result.exit_code == 2 and "--features is now --store" in result.output and "--split-fractions '0.5,0.5'" in result.output
+
+
+def test_help_of_the_main_commands_ends_with_examples_that_parse():
+    import shlex
+
+    from alex.cli_examples import EXAMPLES
+    from alex.heads.registry import known_heads
+
+    commands = _commands()
+    for name in ("extract", "info", "query", "search", "train", "evaluate", "predict", "demo"):
+        assert "Examples:" in invoke(name, "--help").output, name
+        for _, line in EXAMPLES[name]:
+            words = shlex.split(line)
+            assert words[:2] == ["alex", name]
+            commands[name].make_context(name, words[2:])  # parses: known options, right types, required ones given
+    head_help = next(p.help for p in commands["train"].params if "--head" in p.opts)
+    assert all(head in head_help for head in known_heads()) and "llm" in head_help
+
+
+@pytest.mark.slow
+def test_demo_twice_writes_the_same_videos_and_extracts_nothing(tmp_path):
+    first = invoke("demo", "--output", tmp_path / "d", "--num-videos", "40")
+    assert first.exit_code == 0, first.output
+    videos = sorted((tmp_path / "d" / "videos").iterdir())
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in videos}
+    again = invoke("demo", "--output", tmp_path / "d", "--num-videos", "40")
+    assert again.exit_code == 0, again.output
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted((tmp_path / "d" / "videos").iterdir())} == before
+    assert "0 videos, 0 frames encoded, 40 already up to date" in again.output
+    fresh = invoke("demo", "--output", tmp_path / "e", "--num-videos", "40")  # another folder: the same bytes
+    assert fresh.exit_code == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "e" / "videos").iterdir()} == {k: v[0] for k, v in before.items()}
+
+
+def test_a_set_key_that_is_an_option_is_a_usage_error(tmp_path):
+    """--set hidden_size=16 crashed (exit 3, 'got multiple values for keyword argument')."""
+    result = invoke("train", "--store", tmp_path, "--labels", tmp_path / "l.csv", "-o", tmp_path / "r", "--set", "hidden_size=16")
+    assert result.exit_code == 2 and "give it as --hidden-size 16" in result.output, result.output

@@ -31,6 +31,9 @@ def test_readme_opens_with_install_and_test_and_ci_runs_them():
     ci = CI.read_text()
     assert first[0] in ci and first[1] in ci.splitlines()  # CI runs exactly the README's test command
     assert blocks[1][2].strip() == "alex extract --videos ~/clips"
+    setup = README.read_text().split("## Extract", 1)[0]
+    assert "pip install torch torchvision --index-url https://download.pytorch.org/whl/cpu" in setup  # CPU-only line
+    assert 'python -m pytest -q -m "not slow"' in setup and "under 3 minutes" in setup  # the quick subset
 
 
 @pytest.mark.slow

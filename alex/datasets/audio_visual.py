@@ -40,9 +40,6 @@ BUZZ_DUTY = {"low": 0.05, "mid": 0.5, "high": 0.95}  # the fraction of each cycl
 BUZZ_LEVEL = 0.6
 AUDIO_NOISE = 0.01  # standard deviation, against the tone's amplitude of 0.3
 GREY, PICTURE_NOISE = 120, 12.0
-# x264 with its macroblock-tree rate control (or several threads) gives slightly different files
-# from run to run; without it, on one thread, a seed gives byte-identical files, as fast at 64x64.
-X264_OPTIONS = {"threads": "1", "x264-params": "mbtree=0"}
 
 
 @dataclass
@@ -155,7 +152,7 @@ def make_audio_visual(
         in_container = {"same": audio, "silent": np.zeros_like(audio), "none": None}[container_audio]
         write_video(
             video_dir / f"{stem}.flv", picture, fps=fps, audio=in_container, audio_rate=audio_rate,
-            container_format="flv", options=X264_OPTIONS,
+            container_format="flv",
         )
         if audio_dir is not None:
             write_wav(audio_dir / f"{stem}.wav", audio, audio_rate)
@@ -167,14 +164,15 @@ def make_audio_visual(
 
 
 def main() -> None:
-    """``python -m alex.datasets.audio_visual OUT [--videos N] [--sound tone|buzz]``."""
+    """``python -m alex.datasets.audio_visual OUT [--num-videos N] [--sound tone|buzz]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
-    parser.add_argument("--videos", type=int, default=48)
-    parser.add_argument("--sound", choices=SOUNDS, default="tone")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-videos", "--videos", dest="videos", type=int, default=48,
+                        help="how many videos (--videos is the old spelling)")
+    parser.add_argument("--sound", choices=SOUNDS, default="tone", help="what the audio track carries")
+    parser.add_argument("--seed", type=int, default=0, help="same seed, same bytes")
     args = parser.parse_args()
     data = make_audio_visual(args.out, num_videos=args.videos, seed=args.seed, sound=args.sound)
     print(f"{len(data.items)} videos in {data.videos}, audio in {data.audio_dir}, labels {data.labels_tone} and {data.labels_colour}")

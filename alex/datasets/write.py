@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import filecmp
+import os
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -10,6 +12,11 @@ import av
 import numpy as np
 
 VFR_TIME_BASE = Fraction(1, 1000)
+# x264 gives other bytes for the same frames from one call to the next: its macroblock-tree rate
+# control reads state that depends on earlier allocations (measured: 3 to 5 distinct outputs in 8
+# encodes of one clip in one process; none with mbtree=0). Its frame threads and the options
+# string it stamps into the stream follow the core count. One thread, no mbtree: same bytes.
+DETERMINISTIC_X264 = {"threads": "1", "x264-params": "mbtree=0"}
 
 
 def write_video(
@@ -28,11 +35,34 @@ def write_video(
 ) -> Path:
     """Encode (H, W, 3) uint8 frames. ``times`` (seconds, millisecond precision) gives a variable
     frame rate; ``rotation`` is a display-matrix angle (counter-clockwise degrees); ``audio`` is a
-    mono float32 signal in [-1, 1] at ``audio_rate``."""
+    mono float32 signal in [-1, 1] at ``audio_rate``.
+
+    The same frames give the same bytes (``DETERMINISTIC_X264``), and a file that already
+    holds those bytes is left untouched, modification time included: rewriting a dataset changes
+    nothing that an extraction would have to look at again."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if codec == "libx264":
+        options = {**DETERMINISTIC_X264, **(options or {})}
     frames = iter(frames)
     first = next(frames)
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        _encode(partial, first, frames, fps=fps, times=times, codec=codec, pix_fmt=pix_fmt,
+                container_format=container_format, rotation=rotation, audio=audio, audio_rate=audio_rate, options=options)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    if path.is_file() and filecmp.cmp(partial, path, shallow=False):
+        partial.unlink()
+    else:
+        os.replace(partial, path)
+    return path
+
+
+def _encode(path: Path, first: np.ndarray, frames: Iterable[np.ndarray], *, fps: int, times: Sequence[float] | None,
+            codec: str, pix_fmt: str, container_format: str | None, rotation: int | None, audio: np.ndarray | None,
+            audio_rate: int, options: dict[str, str] | None) -> None:
     container = av.open(str(path), mode="w", format=container_format)
     try:
         stream = container.add_stream(codec, rate=fps, options=options or {})
@@ -60,7 +90,6 @@ def write_video(
             write_audio(container, audio_stream, audio)
     finally:
         container.close()
-    return path
 
 
 def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray]:

@@ -6,7 +6,7 @@ store, never ``alex.pipeline``.
 
     from alex.heads import train, evaluate, predict, load_head
     from alex.heads.probe import ProbeOptions
-    metrics = train(ProbeOptions(features="s/", labels="labels.csv", output="runs/probe", inputs=["pixels"]))
+    metrics = train(ProbeOptions(store="s/", labels="labels.csv", output="runs/probe", inputs=["pixels"]))
 """
 
 from alex.lazy import lazy_exports

@@ -4,36 +4,75 @@ skipped and why (never silently)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from alex.errors import UsageError
 from alex.heads.labels import LabelTable
 from alex.heads.options import SPLITS
-from alex.store.dataset import FeatureDataset, first_frame_times, input_arrays, locate
+from alex.store.index import first_frame_times, input_arrays, locate
+from alex.store.layout import STATUS_NO_AUDIO, STATUS_OK
 from alex.store.reader import Store
 
+if TYPE_CHECKING:  # pragma: no cover
+    from alex.store.dataset import FeatureDataset
 
-def usable_videos(store: Store, inputs: Sequence[str]) -> tuple[list[str], dict[str, int]]:
-    """Videos with status ok and live features for every input; counts of the others."""
+
+# Why a video cannot be used with some inputs (the keys of the ``skipped`` counts), and what to do.
+SKIP_ERROR = "status error"
+SKIP_NO_AUDIO = "no audio"
+SKIP_MISSING = "missing features"
+SKIP_NO_LABEL = "no label"
+REMEDIES = {
+    SKIP_ERROR: "extraction failed on them (`alex info` says why)",
+    SKIP_NO_AUDIO: "they have no audio track, so an audio input has nothing for them (train without that input, "
+                   "or pair the videos with audio files: alex extract --audio-dir DIR)",
+    SKIP_MISSING: "an input has no features for them (extract it: alex extract -e ENCODER)",
+}
+
+
+def video_states(store: Store, inputs: Sequence[str]) -> dict[str, str | None]:
+    """Every video of the store (sorted) -> why it cannot be used with ``inputs``, or None when it can:
+    status ok and, for every input, a live item with at least one step."""
     rows = store.con.execute(
         """
         SELECT v.video_id, v.status,
-               count(DISTINCT i.encoder) FILTER (WHERE i.encoder IN (SELECT unnest($inputs))),
-               coalesce(sum(i.num_steps) FILTER (WHERE i.encoder IN (SELECT unnest($inputs))), 0)
-        FROM videos v LEFT JOIN _items_live i USING (video_id)
+               count(DISTINCT i.encoder) FILTER (WHERE i.status = $ok AND i.num_steps > 0),
+               count(DISTINCT i.encoder) FILTER (WHERE i.status = $no_audio)
+        FROM videos v LEFT JOIN _items_latest i ON i.video_id = v.video_id AND i.encoder IN (SELECT unnest($inputs))
         GROUP BY v.video_id, v.status ORDER BY v.video_id
         """,
-        {"inputs": list(inputs)},
+        {"inputs": list(inputs), "ok": STATUS_OK, "no_audio": STATUS_NO_AUDIO},
     ).fetchall()
-    # Every input extracted, and at least one step among them (a silent video has no audio steps).
-    usable = [v for v, status, n, steps in rows if status == "ok" and n == len(inputs) and steps > 0]
-    skipped = {
-        "status error": sum(1 for _, status, _, _ in rows if status != "ok"),
-        "missing features": sum(1 for _, status, n, steps in rows if status == "ok" and (n < len(inputs) or steps == 0)),
-    }
-    return usable, skipped
+    wanted = len(set(inputs))
+    states: dict[str, str | None] = {}
+    for video_id, status, with_steps, no_audio in rows:
+        if status != STATUS_OK:
+            states[video_id] = SKIP_ERROR
+        elif no_audio:  # an audio input on a video without an audio track
+            states[video_id] = SKIP_NO_AUDIO
+        elif with_steps < wanted:  # not extracted, failed, or zero steps (a silent video in an older store)
+            states[video_id] = SKIP_MISSING
+        else:
+            states[video_id] = None
+    return states
+
+
+def count_reasons(reasons: Sequence[str | None]) -> dict[str, int]:
+    """Skip counts: ``status error`` and ``missing features`` always, ``no audio`` when there are any."""
+    counts = {SKIP_ERROR: 0, SKIP_MISSING: 0}
+    for reason in reasons:
+        if reason is not None:
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+def usable_videos(store: Store, inputs: Sequence[str]) -> tuple[list[str], dict[str, int]]:
+    """Videos with status ok and live features (at least one step) for every input; counts of the
+    others by reason."""
+    states = video_states(store, inputs)
+    return [v for v, reason in states.items() if reason is None], count_reasons(list(states.values()))
 
 
 def sort_labels(labels: set[str]) -> list[str]:
@@ -64,23 +103,38 @@ def select_labelled(store: Store, table: LabelTable, inputs: Sequence[str], requ
             f"e.g. {', '.join(unknown[:3])}; video_id must be the path relative to the videos folder, as in "
             "`alex query \"SELECT video_id FROM videos\"`"
         )
-    usable, skipped = usable_videos(store, inputs)
-    skipped["no label"] = sum(1 for v in usable if v not in table.labels)
+    states = video_states(store, inputs)
+    usable = [v for v, reason in states.items() if reason is None]
+    skipped = count_reasons(list(states.values()))
+    skipped[SKIP_NO_LABEL] = sum(1 for v in usable if v not in table.labels)
     splits = {split: [v for v in usable if v in table.labels and table.splits[v] == split] for split in SPLITS}
     for split in require:
         if not splits[split]:
-            counts = ", ".join(f"{s} {len(ids)}" for s, ids in splits.items())
-            raise UsageError(
-                f"labels file {table.path}: the {split} split is empty ({counts} usable labelled videos); "
-                "add a 'split' column or change --split fractions"
-            )
+            raise UsageError(empty_split_message(table, split, splits, states, inputs))
     return Selection(splits, {v: table.labels[v] for ids in splits.values() for v in ids}, skipped)
 
 
+def empty_split_message(table: LabelTable, split: str, splits: dict[str, list[str]], states: dict[str, str | None],
+                        inputs: Sequence[str]) -> str:
+    """Why a required split has no usable video: its labelled videos cannot be used with these inputs
+    (each reason counted, with what to do), or it has no labelled video at all (the split rule)."""
+    counts = ", ".join(f"{s} {len(ids)}" for s, ids in splits.items())
+    head = f"labels file {table.path}: the {split} split is empty ({counts} usable labelled videos)"
+    labelled = [v for v, s in table.splits.items() if s == split and v in states]
+    reasons = count_reasons([states[v] for v in labelled])
+    reasons = {reason: n for reason, n in reasons.items() if n}
+    if not reasons:
+        return f"{head}; add a 'split' column or change --split fractions"
+    why = "; ".join(f"{n} {reason}: {REMEDIES[reason]}" for reason, n in reasons.items())
+    return f"{head}: its {len(labelled)} labelled video(s) cannot be used with inputs {','.join(inputs)}: {why}"
+
+
 def make_dataset(store: Store, video_ids: list[str], inputs: Sequence[str], augment: bool = False,
-                 extras: Sequence[dict[str, Any]] | None = None) -> FeatureDataset:
+                 extras: Sequence[dict[str, Any]] | None = None) -> "FeatureDataset":
     """``augment``: draw among stored augmented views (training split only); ``extras``: per video,
     the fields its item carries besides features (a label id, a prompt and target text, actions)."""
+    from alex.store.dataset import FeatureDataset  # torch: only once a model is about to train
+
     arrays, dims = input_arrays(store, inputs)
     return FeatureDataset(locate(store, video_ids, inputs), inputs, None, arrays, dims, augment=augment, extras=extras)
 

@@ -53,7 +53,7 @@ def parse_split(value: str | Sequence[float]) -> tuple[float, float, float]:
     except ValueError:
         fractions = ()
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise UsageError(f"--split {value!r}: expected three non-negative fractions that sum to 1, "
+        raise UsageError(f"--split-fractions {value!r}: expected three non-negative fractions that sum to 1, "
                          "train,validation,test (e.g. 0.7,0.15,0.15)")
     return fractions  # type: ignore[return-value]
 
@@ -83,12 +83,17 @@ def check_choices(options: Any) -> None:
         allowed = f.metadata.get("choices")
         value = getattr(options, f.name)
         if allowed and value not in allowed:
-            flag = (f.metadata.get("flags") or (flag_name(f.name),))[0]
+            flag = option_flags(f)[0]
             raise UsageError(f"{flag} {value}: choose one of {', '.join(allowed)}")
 
 
 def flag_name(name: str) -> str:
     return "--" + name.replace("_", "-")
+
+
+def option_flags(f: Any) -> tuple[str, ...]:
+    """A field's command-line flags, the main one first (``--lr`` for ``learning_rate``)."""
+    return f.metadata.get("flags") or (flag_name(f.name),)
 
 
 @dataclass(kw_only=True)
@@ -99,7 +104,7 @@ class TrainOptions:
 
     head: ClassVar[str] = ""
 
-    features: Path = option(help="Feature store written by `alex extract`.")
+    store: Path = option(help="Feature store written by `alex extract` (--features is the old spelling).")
     labels: Path = option(help="Labels: CSV, JSON Lines or Parquet keyed by video_id (label, text/prompt, or "
                                "timestamp/actions rows), optional split column.")
     output: Path = option(flags=("--output", "-o"),
@@ -113,21 +118,32 @@ class TrainOptions:
     weight_decay: float = option(0.05, help="AdamW weight decay.")
     warmup: float = option(0.1, help="Warm-up, as a fraction of all training steps.")
     seed: int = option(0, help="Seeds the head's initial weights and the data order (reproducible on CPU).")
-    split: tuple[float, float, float] = option(DEFAULT_FRACTIONS, metavar="TRAIN,VAL,TEST",
-                                               help="train,validation,test fractions when the labels have no split column.")
+    split_fractions: tuple[float, float, float] = option(
+        DEFAULT_FRACTIONS, metavar="TRAIN,VAL,TEST",
+        help="train,validation,test fractions when the labels have no split column (a video's split is a hash of its "
+             "id, so it never moves between runs). Old spelling: --split.")
     patience: int = option(5, help="Stop after this many epochs without a better validation metric.")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N (a GPU trains in bf16, or fp16 without bf16).")
     num_workers: int = option(0, flags=("--workers",), help="DataLoader worker processes.")
-    resume: bool = option(False, help="Continue the run in --output from its last checkpoint.")
+    resume: bool = option(False, help="Continue the run in --output from its last checkpoint; refused when other "
+                                      "options differ from the run's (listed), unless --allow-config-change.")
+    allow_config_change: bool = option(False, help="With --resume: continue even though options differ from the ones "
+                                                   "the run was started with (epochs, patience, device, workers may "
+                                                   "always change).")
     head_config: dict[str, Any] = option(default_factory=dict, flags=("--set",), metavar="KEY=VALUE",
                                          help="Head config key=value (repeatable), e.g. --set num_queries=4.")
     quiet: bool = option(False, flags=("--quiet", "-q"), help="No progress bar.")
 
     def __post_init__(self) -> None:
-        self.features, self.labels, self.output = Path(self.features), Path(self.labels), Path(self.output)
+        self.store, self.labels, self.output = Path(self.store), Path(self.labels), Path(self.output)
         self.inputs = parse_names(self.inputs, "--inputs")
-        self.split = parse_split(self.split)
+        self.split_fractions = parse_split(self.split_fractions)
         self.head_config = parse_settings(self.head_config)
+        own = sorted(set(self.head_config) & {f.name for f in fields(self)})
+        if own:
+            flag = option_flags(next(f for f in fields(self) if f.name == own[0]))[0]
+            raise UsageError(f"--set {own[0]}=...: {own[0]} is an option of its own; give it as {flag} "
+                             f"{self.head_config[own[0]]}")
         if self.epochs < 1 or self.batch_size < 1:
             raise UsageError(f"--epochs {self.epochs} and --batch-size {self.batch_size} must be at least 1")
         if self.patience < 1:
@@ -141,7 +157,7 @@ class TrainOptions:
         for key, value in data.items():
             if isinstance(value, Path):
                 data[key] = str(value)
-        data["split"] = list(self.split)
+        data["split_fractions"] = list(self.split_fractions)
         return {"head": self.head, **data}
 
 
@@ -151,14 +167,14 @@ class EvaluateOptions:
     run's own rule."""
 
     run: Path = option(argument=True, help="Run folder written by `alex train`.")
-    features: Path = option(help="Feature store with the head's inputs.")
+    store: Path = option(help="Feature store with the head's inputs (--features is the old spelling).")
     labels: Path = option(help="Labels file (split by the run's own rule unless it has a split column).")
     split: str = option("test", choices=SPLITS, help="Which split to evaluate: train, validation or test.")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
     batch_size: int | None = option(None, help="Videos per batch (default: the batch size the run trained with).")
 
     def __post_init__(self) -> None:
-        self.run, self.features, self.labels = Path(self.run), Path(self.features), Path(self.labels)
+        self.run, self.store, self.labels = Path(self.run), Path(self.store), Path(self.labels)
         check_batch_size(self.batch_size)
         check_choices(self)
 
@@ -169,7 +185,7 @@ class PredictOptions:
     the store's ``videos`` on ``video_id``."""
 
     run: Path = option(argument=True, help="Run folder written by `alex train`.")
-    features: Path = option(help="Feature store with the head's inputs.")
+    store: Path = option(help="Feature store with the head's inputs (--features is the old spelling).")
     output: Path = option(flags=("--output", "-o"),
                           help="Parquet file; its columns depend on the head (label and probabilities, text, or actions).")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
@@ -180,7 +196,7 @@ class PredictOptions:
                                          "any number of questions per video; one prediction row per question.")
 
     def __post_init__(self) -> None:
-        self.run, self.features, self.output = Path(self.run), Path(self.features), Path(self.output)
+        self.run, self.store, self.output = Path(self.run), Path(self.store), Path(self.output)
         if self.questions is not None:
             self.questions = Path(self.questions)
             if self.prompt is not None:

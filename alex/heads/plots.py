@@ -7,6 +7,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from alex.heads.history import Evaluation, best_evaluation, epoch_label, evaluations
+
 
 def _pyplot():
     import matplotlib
@@ -17,20 +19,48 @@ def _pyplot():
     return plt
 
 
-def plot_training_curve(log_history: list[dict[str, Any]], path: Path, metric: str = "accuracy") -> Path:
+def training_curve_figure(log_history: list[dict[str, Any]], metric: str = "accuracy", greater_is_better: bool = True):
+    """Train and validation loss (left) and the validation metric (right) per epoch, the best epoch
+    (the one the run keeps, as the Trainer picks it) marked on both with a dashed line and a star."""
     plt = _pyplot()
     train = [(e["epoch"], e["loss"]) for e in log_history if "loss" in e and "epoch" in e]
-    evals = [(e["epoch"], e["eval_loss"], e.get(f"eval_{metric}")) for e in log_history if "eval_loss" in e]
+    evals = evaluations(log_history, metric)
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
     if train:
         ax_loss.plot(*zip(*train), label="train loss")
-    if evals:
-        ax_loss.plot([e[0] for e in evals], [e[1] for e in evals], marker="o", label="validation loss")
-        ax_metric.plot([e[0] for e in evals], [e[2] for e in evals], marker="o", color="tab:green")
+    with_loss = [e for e in evals if e.loss is not None]
+    if with_loss:
+        ax_loss.plot([e.epoch for e in with_loss], [e.loss for e in with_loss], marker="o", label="validation loss")
+    scored = [e for e in evals if e.metric is not None]
+    if scored:
+        ax_metric.plot([e.epoch for e in scored], [e.metric for e in scored], marker="o", color="tab:green")
+    best = best_evaluation(evals, greater_is_better)
+    if best is not None:
+        _mark_best(ax_loss, ax_metric, best)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_loss.legend()
-    ax_metric.set(xlabel="epoch", ylabel=metric, title=f"validation {metric}", ylim=(0, 1.02))
+    ax_metric.set(xlabel="epoch", ylabel=metric, title=f"validation {metric}")
+    if scored and all(0 <= e.metric <= 1 for e in scored) and greater_is_better:
+        ax_metric.set_ylim(0, 1.02)  # a rate (accuracy): the whole scale
+    if best is not None:
+        ax_metric.legend(loc="best")
     fig.tight_layout()
+    return fig
+
+
+def _mark_best(ax_loss, ax_metric, best: Evaluation) -> None:
+    label = f"best epoch {epoch_label(best.epoch)}"
+    for ax in (ax_loss, ax_metric):
+        ax.axvline(best.epoch, color="tab:red", linestyle="--", linewidth=1, label=label if ax is ax_loss else None)
+    ax_metric.plot([best.epoch], [best.metric], marker="*", markersize=15, color="tab:red", linestyle="none",
+                   label=f"{label}: {best.metric:.4g}")
+
+
+def plot_training_curve(log_history: list[dict[str, Any]], path: Path, metric: str = "accuracy",
+                        greater_is_better: bool = True) -> Path:
+    """``training_curve.png``: see ``training_curve_figure``."""
+    plt = _pyplot()
+    fig = training_curve_figure(log_history, metric, greater_is_better)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -33,12 +32,12 @@ from alex.heads.inputs import check_signature, input_signature
 from alex.heads.labels import read_questions
 from alex.heads.options import EvaluateOptions, PredictOptions, TrainOptions
 from alex.heads.plots import plot_training_curve
+from alex.heads.preflight import CHECKPOINTS, TRAINING_CONFIG, preflight
 from alex.heads.registry import head_family
+from alex.heads.resume import check_resume, remember_options, started_options
 from alex.store.reader import open_store
 
-TRAINING_CONFIG = "training_config.json"
 METRICS = "metrics.json"
-CHECKPOINTS = "checkpoints"
 
 log = logging.getLogger("alex.train")
 
@@ -63,31 +62,28 @@ def _precision(device: str) -> dict[str, Any]:
     return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
 
 
-def check_run_folder(run_dir: Path, resume: bool) -> str | None:
-    """The checkpoint to resume from; refuses to overwrite a finished run or to resume nothing."""
+def last_checkpoint(run_dir: Path, resume: bool) -> str | None:
+    """The checkpoint ``--resume`` continues from (``preflight`` made sure there is one)."""
+    if not resume:
+        return None
     from transformers.trainer_utils import get_last_checkpoint
 
-    checkpoints = run_dir / CHECKPOINTS
-    last = get_last_checkpoint(str(checkpoints)) if resume and checkpoints.is_dir() else None
-    if resume and last is None:
-        raise UsageError(f"--resume: {run_dir} has no checkpoint to resume from")
-    if not resume and (run_dir / TRAINING_CONFIG).exists():
-        raise UsageError(f"{run_dir} already holds a run; choose another --output or pass --resume to continue it")
-    return last
+    return get_last_checkpoint(str(run_dir / CHECKPOINTS))
 
 
-def show_progress(options: TrainOptions) -> bool:
-    return not options.quiet and sys.stderr.isatty()
-
-
-def fit(model, options: TrainOptions, run_dir: Path, train_set, eval_set, collator, last: str | None, family):
+def fit(model, options: TrainOptions, run_dir: Path, train_set, eval_set, collator, last: str | None, family,
+        say: Callable[[str], None] | None = None):
     """Run transformers' Trainer the way every alex head trains: AdamW with a cosine schedule and
     warm-up, an evaluation and a checkpoint per epoch, early stopping on the head's metric, the best
-    model kept, seeded data order, TensorBoard logs in ``run_dir/tensorboard``, bf16/fp16 on GPU."""
+    model kept, seeded data order, TensorBoard logs in ``run_dir/tensorboard``, bf16/fp16 on GPU.
+    Progress on stderr (``alex.heads.progress``: a bar and an epoch table on a terminal, status lines
+    elsewhere); how training ended (early stop, best epoch) goes to ``say``."""
     from torch.utils.tensorboard import SummaryWriter
     from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
     from transformers.integrations import TensorBoardCallback
     from transformers.trainer_callback import PrinterCallback
+
+    from alex.heads.progress import TrainProgress
 
     steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
     args = TrainingArguments(
@@ -112,7 +108,7 @@ def fit(model, options: TrainOptions, run_dir: Path, train_set, eval_set, collat
         dataloader_num_workers=options.num_workers,
         remove_unused_columns=False,
         report_to="none",
-        disable_tqdm=not show_progress(options),
+        disable_tqdm=True,  # TrainProgress draws the bar (tqdm's would print raw dict logs)
         label_names=family.label_names,  # the batch keys that carry targets (the Trainer computes eval loss when present)
         prediction_loss_only=family.trainer_metrics() is None,  # never gather (B, L, vocab) logits of a whole split
         **_precision(options.device),
@@ -123,13 +119,18 @@ def fit(model, options: TrainOptions, run_dir: Path, train_set, eval_set, collat
             return 6 * self.model.estimate_tokens(inputs) * self.model.num_parameters(exclude_embeddings=True)
 
     tensorboard = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+    early_stopping = EarlyStoppingCallback(early_stopping_patience=options.patience)
+    progress = TrainProgress(family.metric, family.greater_is_better, early_stopping, quiet=options.quiet, say=say)
     trainer = FeatureTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
         compute_metrics=family.trainer_metrics(),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience), TensorBoardCallback(tensorboard)],
+        callbacks=[early_stopping, TensorBoardCallback(tensorboard), progress],
     )
     trainer.remove_callback(PrinterCallback)  # raw dict logs; alex reports the outcome itself
-    trainer.train(resume_from_checkpoint=last)
+    try:
+        trainer.train(resume_from_checkpoint=last)
+    finally:
+        progress.close()
     tensorboard.close()
     return trainer
 
@@ -141,28 +142,36 @@ def _counts(selection) -> str:
 
 def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[str, Any]:
     """Train the head ``options`` describes (its class names the head) on a store's cached features;
-    returns the metrics written to ``metrics.json``. Bad input stops before training."""
-    import torch
-    import transformers
-
+    returns the metrics written to ``metrics.json``. Bad input stops before training, and before
+    torch and transformers are imported (a usage error is reported at once)."""
+    preflight(options)
     family = head_family(options.head)
     run_dir = Path(options.output)
-    last = check_run_folder(run_dir, options.resume)
-    transformers.utils.logging.disable_progress_bar()
-    with open_store(options.features) as store:
+    last = last_checkpoint(run_dir, options.resume)
+    requested = options.to_json()
+    if last is not None:
+        changed = check_resume(run_dir, started_options(run_dir, CHECKPOINTS, TRAINING_CONFIG), options)
+        if changed:
+            say(f"resuming {run_dir} with changed options: {'; '.join(changed)}")
+    with open_store(options.store) as store:
         signature = input_signature(store, options.inputs)
-        table = family.read_targets(options.labels, options.split, getattr(options, "task", None))
+        table = family.read_targets(options.labels, options.split_fractions, getattr(options, "task", None))
         selection = select_labelled(store, table, options.inputs)
         say(_counts(selection))
+        import torch
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
         transformers.set_seed(options.seed)  # the head's initial weights, then the data order
         model, processor = family.build(options, store, table, selection, signature)
         datasets = {}
         for split, ids in selection.splits.items():
             item_ids, extras = family.items(store, ids, table, model, train=split == "train")
             datasets[split] = family.dataset(store, item_ids, options.inputs, split == "train", extras, model)
+    remember_options(run_dir, CHECKPOINTS, requested)
     try:
         trainer = fit(model, options, run_dir, datasets["train"], datasets["validation"], family.collator(processor, model, options),
-                      last, family)
+                      last, family, say=say)
         history = list(trainer.state.log_history)
         model = family.finish(trainer.model, options).eval()
         save_run(run_dir, model, processor, {
@@ -181,7 +190,7 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
         metrics.update(epochs=trainer.state.epoch, best_checkpoint=trainer.state.best_model_checkpoint,
                        videos=selection.counts(), skipped=selection.skipped)
         (run_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-        plot_training_curve(history, run_dir / "training_curve.png", family.metric)
+        plot_training_curve(history, run_dir / "training_curve.png", family.metric, family.greater_is_better)
     finally:
         for dataset in datasets.values():
             dataset.close()
@@ -195,6 +204,11 @@ def save_run(run_dir: Path, model, processor, training_config: dict[str, Any]) -
     if processor is not None:
         processor.save_pretrained(str(run_dir))
     (run_dir / TRAINING_CONFIG).write_text(json.dumps(training_config, indent=2) + "\n")
+
+
+def split_fractions(training: dict[str, Any]) -> tuple[float, float, float]:
+    """The train/validation/test fractions a run was trained with (``split`` in runs before 0.2)."""
+    return tuple(training.get("split_fractions", training.get("split")))  # type: ignore[return-value]
 
 
 @dataclass
@@ -229,15 +243,15 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(run_dir, family, model, family.load_processor(run_dir, model), training)
 
 
-def evaluate(run: str | Path, features: str | Path, labels: str | Path, **options: Any) -> dict[str, Any]:
+def evaluate(run: str | Path, store: str | Path, labels: str | Path, **options: Any) -> dict[str, Any]:
     """Metrics of a trained head on one split of a labels file (the run's own split rule). Keyword
     options: those of ``EvaluateOptions`` (split, device, batch_size)."""
-    opts = EvaluateOptions(run=run, features=features, labels=labels, **options)
+    opts = EvaluateOptions(run=run, store=store, labels=labels, **options)
     loaded = load_run(opts.run)
     family, model = loaded.family, loaded.model
-    with open_store(opts.features) as store:
+    with open_store(opts.store) as store:
         check_signature(store, loaded.training["inputs_signature"])
-        table = family.read_targets(opts.labels, tuple(loaded.training["split"]), loaded.training.get("task"))
+        table = family.read_targets(opts.labels, split_fractions(loaded.training), loaded.training.get("task"))
         selection = select_labelled(store, table, loaded.inputs, require=[opts.split])
         ids = selection.splits[opts.split]
         family.check_targets(model, table, ids)
@@ -252,15 +266,15 @@ def evaluate(run: str | Path, features: str | Path, labels: str | Path, **option
     return {"split": opts.split, "videos": len(ids), "skipped": selection.skipped, **scores}
 
 
-def predict(run: str | Path, features: str | Path, output: str | Path, **options: Any) -> dict[str, Any]:
+def predict(run: str | Path, store: str | Path, output: str | Path, **options: Any) -> dict[str, Any]:
     """Predictions for every usable video of a store, as Parquet joinable with ``videos`` on video_id.
     Keyword options: those of ``PredictOptions`` (device, batch_size, prompt)."""
-    opts = PredictOptions(run=run, features=features, output=output, **options)
+    opts = PredictOptions(run=run, store=store, output=output, **options)
     loaded = load_run(opts.run)
     family, model = loaded.family, loaded.model
     if (opts.prompt is not None or opts.questions is not None) and not family.takes_prompt:
         raise UsageError(f"--prompt / --questions: a {family.name} head takes no prompt")
-    with open_store(opts.features) as store:
+    with open_store(opts.store) as store:
         check_signature(store, loaded.training["inputs_signature"])
         ids, skipped = usable_videos(store, loaded.inputs)
         questions = None
@@ -269,7 +283,7 @@ def predict(run: str | Path, features: str | Path, output: str | Path, **options
             known = {v for (v,) in store.con.execute("SELECT video_id FROM videos").fetchall()}
             unknown = sorted(set(questions.labels) - known)
             if unknown:
-                raise UsageError(f"questions file {opts.questions} names video(s) not in store {opts.features}, e.g. {unknown[0]}")
+                raise UsageError(f"questions file {opts.questions} names video(s) not in store {opts.store}, e.g. {unknown[0]}")
             ids = [v for v in ids if v in questions.labels]
         item_ids, extras = family.items(store, ids, questions, model, prompt=opts.prompt)
         dataset = family.dataset(store, item_ids, loaded.inputs, False, extras, model)

@@ -4,7 +4,8 @@
 Decode workers run ahead of the encoder and a batch mixes frames of several videos, so the
 encoder never waits on one video's decoder (DESIGN.md, "Data flow"). Re-running skips videos
 already done whose file is unchanged, re-extracts changed files, and extracts only the encoders
-a video lacks.
+a video lacks. An audio encoder on a video without an audio track is done too (a ``no_audio``
+item, not a failure); a run with ``--audio-dir`` tries it again, from the paired file.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class ExtractReport:
     up_to_date: int = 0
     failed_before: list[tuple[str, str]] = field(default_factory=list)  # error rows not retried
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
+    no_audio: list[tuple[str, str]] = field(default_factory=list)  # (video, encoder): no audio track, not a failure
     frames: int = 0
     profile: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
@@ -97,6 +99,7 @@ class _Video:
     encoded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     info: dict[str, Any] | None = None
     item_errors: dict[str, str] = field(default_factory=dict)  # encoder -> why it failed on this video
+    no_audio: list[str] = field(default_factory=list)  # audio encoders that found no audio track in it
     started: bool = False
     finished: bool = False
 
@@ -141,6 +144,8 @@ def extract(options: ExtractOptions) -> ExtractReport:
     clip_options = {"clip_frames": options.clip_frames, "clip_stride": options.clip_stride, "keep_tokens": options.keep_tokens}
     if options.audio_dir is not None and not Path(options.audio_dir).is_dir():
         raise UsageError(f"--audio-dir {options.audio_dir}: no such folder")
+    if not Path(options.videos).exists():  # before any encoder's weights are looked for
+        raise UsageError(f"--videos {options.videos}: no such file or folder")
     identities, samplings = {}, {}
     for spec in specs:
         identity = encoder_class(spec.family).identity(spec, **clip_options)
@@ -163,7 +168,8 @@ def extract(options: ExtractOptions) -> ExtractReport:
         skipped = f"; skipped: {', '.join(f'{p} ({why})' for p, why in listing.skipped[:3])}" if listing.skipped else ""
         raise UsageError(f"--videos {options.videos}: no video files {how}{skipped}; nothing was written")
     report.skipped_files = listing.skipped
-    videos, unreadable = _plan(listing.videos, store if existing else None, list(identities), options.retry_errors, report)
+    videos, unreadable = _plan(listing.videos, store if existing else None, list(identities), options.retry_errors, report,
+                               audio_dir=options.audio_dir is not None)
     report.planned = len(videos) + len(unreadable)
     if existing is not None and not videos and not unreadable:
         report.profile["wall_s"] = time.perf_counter() - started
@@ -186,12 +192,13 @@ def extract(options: ExtractOptions) -> ExtractReport:
 
 
 def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry_errors: bool,
-          report: ExtractReport) -> tuple[list[_Video], list[tuple[VideoFile, str]]]:
+          report: ExtractReport, audio_dir: bool = False) -> tuple[list[_Video], list[tuple[VideoFile, str]]]:
     """Which videos need which encoders, from the live rows of an existing store.
 
     A file whose size and modification time match its live row keeps that row's fingerprint;
     one whose stat changed is hashed to see whether its content did; new files are hashed later,
-    by the decode workers.
+    by the decode workers. ``no_audio`` items are done, unless this run pairs videos with audio
+    files (``audio_dir``).
     """
     live: dict[str, tuple] = {}
     audio_of: dict[str, tuple] = {}
@@ -204,7 +211,7 @@ def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry
             columns = {c[0] for c in s.con.execute("DESCRIBE videos").fetchall()}
             if "audio_source" in columns:  # stores written before audio sources were recorded lack them
                 audio_of = {r[0]: r[1:] for r in s.con.execute("SELECT video_id, audio_source, audio_path FROM videos").fetchall()}
-            done = set(s.con.execute("SELECT video_id, encoder FROM _items_live").fetchall())
+            done = _done_items(s, include_no_audio=not audio_dir)
             item_errors = {(v, e): err for v, e, err in s.con.execute("SELECT video_id, encoder, error FROM _item_errors").fetchall()}
     videos, unreadable = [], []
     for file in files:
@@ -237,6 +244,14 @@ def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry
                              prior_ok=same_file and prior[1] == STATUS_OK,
                              prior_audio=audio_of.get(file.video_id, (None, None)) if same_file else (None, None)))
     return videos, unreadable
+
+
+def _done_items(store: Store, include_no_audio: bool) -> set[tuple[str, str]]:
+    """(video, encoder) pairs that need no extraction: live items, and ``no_audio`` ones if asked."""
+    done = set(store.con.execute("SELECT video_id, encoder FROM _items_live").fetchall())
+    if include_no_audio:
+        done |= set(store.con.execute("SELECT video_id, encoder FROM _items_no_audio").fetchall())
+    return done
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".WAV", ".FLAC")
@@ -359,12 +374,14 @@ class _Run:
             self.buffers[name] = [p for p in self.buffers[name] if p.task_id != video.task_id]
             video.received[name] = video.encoded[name]
             self.writer.drop_encoder(video.file.video_id, name)
+        elif kind == "no_audio":  # an audio encoder on a video without an audio track: done, with 0 steps
+            video.no_audio.append(message[2])
         elif kind == "done":
             video.info, stats, video.fingerprint = message[2], message[3], message[4]
             self.profile["decode_s"] += stats.decode_s
             self.profile["preprocess_s"] += stats.preprocess_s
             visual = [name for name in video.encoders if self.encoders[name].steps.kind != "audio"
-                      and name not in video.item_errors]
+                      and name not in video.item_errors and name not in video.no_audio]
             if visual and not any(video.received[name] for name in visual):
                 self._fail(video, "no frame was sampled", video.info)
             else:
@@ -451,17 +468,18 @@ class _Run:
             return
         if any(video.encoded[name] < video.received[name] for name in video.encoders):
             return
-        working = [name for name in video.encoders if name not in video.item_errors]
+        working = [name for name in video.encoders if name not in video.item_errors and name not in video.no_audio]
         failures = [(video.file.video_id, f"{name}: {reason}") for name, reason in video.item_errors.items()]
-        if not working:  # every encoder failed on it (e.g. only audio encoders, and no audio file)
+        if not working and not video.no_audio:  # every encoder failed on it (e.g. only audio encoders, and no audio file)
             self._fail(video, "; ".join(reason for _, reason in failures), video.info)
             return
         t0 = time.perf_counter()
-        self.writer.finish_video(_row(video, video.info, STATUS_OK, None), working, video.item_errors)
+        self.writer.finish_video(_row(video, video.info, STATUS_OK, None), working, video.item_errors, video.no_audio)
         self.profile["write_s"] += time.perf_counter() - t0
         video.finished = True
         self.report.ok.append(video.file.video_id)
         self.report.failed.extend(failures)
+        self.report.no_audio.extend((video.file.video_id, name) for name in video.no_audio)
         self.progress.video_done()
 
     def _fail(self, video: _Video, reason: str, info: dict[str, Any] | None) -> None:

@@ -178,7 +178,9 @@ class AVClipSteps:
     """Clips of consecutive sampled frames with the audio they span: ``{"image": (T, ...) frames,
     "audio": (samples,) float32}``, the audio starting at the clip's first frame's time, for models
     that eat both (the multimodal Perceiver). A clip waits for its audio; audio past the end of
-    the track is silence; a video with no audio at all gives no clips (``StepsUnavailable``)."""
+    the track is silence; an audio track that gives no samples at all gives no clips
+    (``StepsUnavailable``). A container without an audio track never gets here: the decode worker
+    marks the encoder ``no_audio`` before decoding."""
 
     clips: ClipSteps
     audio: AudioSteps
@@ -222,7 +224,7 @@ class AVClipSteps:
         steps = self._open(self.clips.finish())
         steps += self._pair(self.audio.finish())
         if self._waiting:
-            raise StepsUnavailable("no audio: the video has no audio track (pair videos with audio files: --audio-dir DIR)")
+            raise StepsUnavailable("no audio: the audio track gave no samples (pair videos with audio files: --audio-dir DIR)")
         return steps
 
 

@@ -66,6 +66,7 @@ class DecodeStats:
 
 # Messages to the parent, as tuples: ("start", task_id, pid) ("steps", task_id, encoder, StepChunk)
 # ("item_error", task_id, encoder, reason): that encoder fails on this video, the others go on
+# ("no_audio", task_id, encoder): an audio encoder on a video without an audio track (and no --audio-dir)
 # ("done", task_id, info dict, DecodeStats, fingerprint) ("error", task_id, reason, info dict | None, fingerprint)
 
 
@@ -126,12 +127,11 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
                 del steps[name]
             hears = set()
         reader = VideoReader(task.path, threads=task.threads, audio_path=task.audio_path)
-        if task.audio_path is None and not reader.container.streams.audio:  # clips of frames + audio cannot be had
-            for name in sorted(n for n in hears if steps[n].kind == "avclip"):
-                yield ("item_error", task.task_id, name,
-                       f"no audio: the video has no audio track (pair videos with audio files: --audio-dir DIR) (video {task.path})")
+        if hears and task.audio_path is None and not reader.container.streams.audio:
+            for name in sorted(hears):  # nothing to hear: those encoders are done with 0 steps, the rest go on
+                yield ("no_audio", task.task_id, name)
                 del steps[name]
-                hears.discard(name)
+            hears = set()
         bounds: list = []
         groups: dict[Sampling, list[str]] = {}
         for name in steps:

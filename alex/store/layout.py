@@ -4,7 +4,8 @@ A store is a folder::
 
     store.json                       format name and version, one config per encoder
     segments/<segment>/videos.parquet      one row per video processed in this segment
-    segments/<segment>/items.parquet       one row per (video, encoder) extracted (or failed) in this segment
+    segments/<segment>/items.parquet       one row per (video, encoder) extracted (or failed) in this segment:
+                                     status ok (with num_steps steps), error, or no_audio (see below)
     segments/<segment>/frames/<encoder>.parquet   one row per sampled step, pooled embedding
     segments/<segment>/arrays.h5     /<encoder>/<video key>/{tokens | logmel | views | image, audio, t_start, t_end[, frame_t_start]}
 
@@ -18,6 +19,15 @@ A segment becomes visible by one atomic rename of its finished folder from ``.st
 to ``segments/``, so a crash leaves either the old store or the new rows, never a torn file.
 Later segments supersede earlier rows of the same video (re-extraction of a changed file,
 ``--retry-errors``); the views in ``views.py`` keep only the live ones.
+
+No audio: an encoder that hears audio (``audio``, ``perceiver-mm``) run on a video whose container
+has no audio stream, without ``--audio-dir``, gets an item of status ``no_audio`` with 0 steps and
+no features: the video is fine, it is done (a rerun does not extract it again; a rerun with
+``--audio-dir`` does, from the paired file), and it is not a failure. The ``videos`` view shows
+it as the column ``no_audio``, the list of the video's encoders in that state (empty when none):
+``SELECT video_id FROM videos WHERE list_contains(no_audio, 'audio')``. The state is a value of
+the items' ``status`` column, so stores written before it existed open as they are (their silent
+videos read as ``ok`` items with 0 steps).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ ARRAYS_FILE = "arrays.h5"
 
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
+STATUS_NO_AUDIO = "no_audio"  # an item only: an audio encoder on a video without an audio track (0 steps, done)
 
 # HDF5 dataset names inside /<encoder>/<video key>/
 EMBEDDING = "embedding"
@@ -80,7 +91,7 @@ ITEMS_SCHEMA = pa.schema(
         ("encoder", pa.string()),
         ("fingerprint", pa.string()),
         ("num_steps", pa.int32()),
-        ("status", pa.string()),  # ok, or error: this encoder failed on a video that is otherwise fine
+        ("status", pa.string()),  # ok; error: this encoder failed on a video that is otherwise fine; no_audio
         ("error", pa.string()),
         ("segment", pa.string()),
     ]

@@ -11,6 +11,7 @@ import h5py
 import numpy as np
 
 from alex.errors import StoreFormatError, UsageError
+from alex.store.attach import attach_views
 from alex.store.config import read_store_config
 from alex.store.layout import ARRAYS_FILE, EMBEDDING, FRAMES_DIR, SEGMENTS_DIR, T_END, T_START, array_group
 from alex.store.views import create_views
@@ -36,13 +37,15 @@ class VideoArrays:
 class Store:
     """A store opened read-only. ``sql`` accepts only queries: stored data cannot change through it."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, attach: dict[str, str | Path] | None = None):
+        """``attach``: view name -> a user's Parquet / CSV / JSON Lines file, queryable beside the store."""
         self.root = Path(root)
         if not self.root.is_dir():
             raise StoreFormatError(f"no store at {self.root}: the folder does not exist")
         self.config = read_store_config(self.root)
         self.con = duckdb.connect(":memory:")
         files = create_views(self.con, self.root, self.config)
+        files += attach_views(self.con, {name: Path(path) for name, path in (attach or {}).items()})
         # Lock the connection down: it may read exactly the store's files and nothing else.
         allowed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
         self.con.execute(f"SET allowed_paths = [{allowed}]")
@@ -135,9 +138,13 @@ class Store:
     # ---- arrays ---------------------------------------------------------------------------
 
     def live_items(self) -> dict[tuple[str, str], str]:
-        """(video_id, encoder) -> segment holding its live arrays."""
+        """(video_id, encoder) -> segment holding its live arrays; a ``no_audio`` item (an audio
+        encoder on a video without an audio track) is there too, and reads as zero steps."""
         if self._live_items is None:
-            rows = self.con.execute("SELECT video_id, encoder, segment FROM _items_live").fetchall()
+            rows = self.con.execute(
+                "SELECT video_id, encoder, segment FROM _items_live UNION ALL "
+                "SELECT video_id, encoder, segment FROM _items_no_audio"
+            ).fetchall()
             self._live_items = {(v, e): s for v, e, s in rows}
         return self._live_items
 
@@ -221,5 +228,5 @@ def read_pooled(path: Path, video_ids: Sequence[str]) -> dict[str, tuple[np.ndar
     return out
 
 
-def open_store(path: str | Path) -> Store:
-    return Store(path)
+def open_store(path: str | Path, attach: dict[str, str | Path] | None = None) -> Store:
+    return Store(path, attach=attach)

@@ -1,4 +1,8 @@
-"""What ``alex info`` reports about a store."""
+"""What ``alex info`` reports about a store.
+
+Besides ok and failed videos: ``no_audio``, the (video, encoder) pairs where an audio encoder found
+no audio track (not a failure), and per encoder the count of those videos (``"no_audio"``).
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ def summarize(root: str | Path) -> dict[str, Any]:
         status = dict(s.con.execute("SELECT status, count(*) FROM videos GROUP BY status").fetchall())
         failed = s.con.execute("SELECT video_id, error FROM videos WHERE status = 'error' ORDER BY video_id").fetchall()
         failed_items = s.con.execute("SELECT video_id, encoder, error FROM _item_errors ORDER BY ALL").fetchall()
+        no_audio = s.con.execute("SELECT video_id, encoder FROM _items_no_audio ORDER BY ALL").fetchall()
+        no_audio_counts = dict(s.con.execute("SELECT encoder, count(*) FROM _items_no_audio GROUP BY encoder").fetchall())
         counts = {
             enc: (videos, rows)
             for enc, videos, rows in s.con.execute(
@@ -36,6 +42,7 @@ def summarize(root: str | Path) -> dict[str, Any]:
                 "sampling": describe_sampling(cfg.get("sampling", {})),
                 "videos": counts.get(name, (0, 0))[0],
                 "rows": int(counts.get(name, (0, 0))[1] or 0),
+                "no_audio": no_audio_counts.get(name, 0),
             }
             for name, cfg in sorted(s.encoders.items())
         ]
@@ -49,5 +56,6 @@ def summarize(root: str | Path) -> dict[str, Any]:
             "videos_failed": status.get("error", 0),
             "failed": [list(r) for r in failed],
             "failed_items": [list(r) for r in failed_items],
+            "no_audio": [list(r) for r in no_audio],
             "encoders": encoders,
         }

@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
@@ -34,6 +34,7 @@ from alex.store.layout import (
     SEGMENTS_DIR,
     STAGING_DIR,
     STATUS_ERROR,
+    STATUS_NO_AUDIO,
     STATUS_OK,
     STORE_JSON,
     FRAME_T_START,
@@ -240,10 +241,12 @@ class StoreWriter:
                 video.segment.bytes += values.nbytes
         video.pending_bytes = 0
 
-    def finish_video(self, row: dict[str, Any], encoders: list[str], failed: Mapping[str, str] | None = None) -> None:
+    def finish_video(self, row: dict[str, Any], encoders: list[str], failed: Mapping[str, str] | None = None,
+                     no_audio: Sequence[str] = ()) -> None:
         """Commit a finished video: its ``videos`` row (with its ``fingerprint``), one item per encoder
         and the frames rows; ``failed`` (encoder -> reason): encoders that could not use this video,
-        recorded as ``error`` items."""
+        recorded as ``error`` items; ``no_audio``: audio encoders that found no audio track in it,
+        recorded as ``no_audio`` items with 0 steps."""
         video_id = row["video_id"]
         video = self._videos.pop(video_id)
         segment = video.segment
@@ -262,6 +265,11 @@ class StoreWriter:
             {"video_id": video_id, "encoder": encoder, "fingerprint": row["fingerprint"], "num_steps": 0,
              "status": STATUS_ERROR, "error": reason, "segment": segment.name}
             for encoder, reason in (failed or {}).items()
+        )
+        segment.item_rows.extend(
+            {"video_id": video_id, "encoder": encoder, "fingerprint": row["fingerprint"], "num_steps": 0,
+             "status": STATUS_NO_AUDIO, "error": None, "segment": segment.name}
+            for encoder in no_audio
         )
         segment.video_rows.append({**row, "segment": segment.name})
         segment.open_videos.discard(video_id)

@@ -113,7 +113,7 @@ def test_probe_defaults_to_the_encoders_own_width_with_width_over_64_heads(digit
     from alex.heads.training import train
 
     data, store = digits
-    train(ProbeOptions(features=store, labels=data.labels, output=tmp_path / "p", inputs=["clip"], epochs=1, device="cpu"))
+    train(ProbeOptions(store=store, labels=data.labels, output=tmp_path / "p", inputs=["clip"], epochs=1, device="cpu"))
     from alex.heads import load_head
 
     probe = load_head(tmp_path / "p")

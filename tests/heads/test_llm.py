@@ -183,10 +183,10 @@ def test_raw_frames_give_the_outputs_of_their_cached_features(tiny_llama, tmp_pa
 
 def test_llm_learns_captions_and_actions_on_digits(tiny_llama, digits, tmp_path):
     data, store = digits
-    captions = train(LLMOptions(features=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_llama),
+    captions = train(LLMOptions(store=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_llama),
                                          task="caption", inputs=["p32"], lm="full", epochs=30, learning_rate=2e-3, device="cpu"))
     assert captions["test"]["exact_match"] >= 0.5
-    actions = train(LLMOptions(features=store, labels=data.actions, output=tmp_path / "act", model=str(tiny_llama),
+    actions = train(LLMOptions(store=store, labels=data.actions, output=tmp_path / "act", model=str(tiny_llama),
                                         task="action", inputs=["p32"], lm="full", epochs=20, learning_rate=2e-3, device="cpu"))
     assert actions["test"]["action_mse_after_first_frame"] < 0.5 * actions["test"]["action_mse_of_mean"]
 
@@ -195,7 +195,7 @@ def test_cli_llm_with_lora_then_evaluate_and_predict(tiny_llama, digits, tmp_pat
     data, store = digits
     runner = CliRunner()
     run = tmp_path / "lora"
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm", "--llm",
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.captions), "--head", "llm", "--llm",
                                  str(tiny_llama), "--task", "caption", "--lm", "lora", "--inputs", "p32", "--output", str(run),
                                  "--epochs", "1", "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
@@ -207,18 +207,18 @@ def test_cli_llm_with_lora_then_evaluate_and_predict(tiny_llama, digits, tmp_pat
     loaded = load_head(run)
     assert all(torch.equal(loaded.state_dict()[k], v) for k, v in saved.items())
     merged = tmp_path / "merged"
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm", "--llm",
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.captions), "--head", "llm", "--llm",
                                  str(tiny_llama), "--lm", "lora", "--merge", "--inputs", "p32", "--output", str(merged),
                                  "--epochs", "1", "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
     assert json.loads((merged / "config.json").read_text())["merged"] and not (merged / "adapter").exists()
     whole = load_file(merged / "model.safetensors")
     assert "language_model.model.embed_tokens.weight" in whole and not any("lora_" in k for k in whole)
-    result = runner.invoke(app, ["evaluate", str(run), "--features", str(store), "--labels", str(data.captions), "--json"])
+    result = runner.invoke(app, ["evaluate", str(run), "--store", str(store), "--labels", str(data.captions), "--json"])
     assert result.exit_code == 0 and "exact_match" in json.loads(result.output)
-    result = runner.invoke(app, ["predict", str(run), "--features", str(store), "-o", str(tmp_path / "p.parquet")])
+    result = runner.invoke(app, ["predict", str(run), "--store", str(store), "-o", str(tmp_path / "p.parquet")])
     assert result.exit_code == 0 and "predicted 300 video(s)" in result.output
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm",
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.captions), "--head", "llm",
                                  "--output", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--model" in result.output
 
@@ -232,7 +232,7 @@ def test_qa_with_a_frozen_lm_trains_only_the_video_side(tiny_llama, digits, tmp_
     rows = [json.loads(line) for line in data.captions.read_text().splitlines()]
     labels.write_text("".join(json.dumps({"video_id": r["video_id"], "prompt": "Describe the video.",
                                           "text": r["text"].split()[-1]}) + "\n" for r in rows))
-    metrics = train(LLMOptions(features=store, labels=labels, output=tmp_path / "qa", model=str(tiny_llama),
+    metrics = train(LLMOptions(store=store, labels=labels, output=tmp_path / "qa", model=str(tiny_llama),
                                         task="qa", inputs=["p32"], lm="frozen", epochs=2, device="cpu"))
     assert "exact_match" in metrics["test"]
     assert all(e["reference"] in ("left", "right", "up", "down") for e in metrics["test"]["examples"])
@@ -285,14 +285,14 @@ def test_a_video_gives_the_same_outputs_alone_and_in_any_batch(processor, kind, 
 
 def test_the_lm_is_built_once_in_the_dtype_asked_for(tiny_llama, digits, tmp_path):
     data, store = digits
-    train(LLMOptions(features=store, labels=data.actions, output=tmp_path / "bf16", model=str(tiny_llama), task="action",
+    train(LLMOptions(store=store, labels=data.actions, output=tmp_path / "bf16", model=str(tiny_llama), task="action",
                      inputs=["p32"], epochs=1, device="cpu", dtype="bf16"))
     config = json.loads((tmp_path / "bf16" / "config.json").read_text())
     assert config["lm_dtype"] == "bf16" and config["lm_mode"] == "frozen"
     head = load_head(tmp_path / "bf16")
     assert {p.dtype for p in head.language_model.parameters()} == {torch.bfloat16}
     assert {p.dtype for n, p in head.named_parameters() if not n.startswith("language_model.")} == {torch.float32}
-    auto = LLMOptions(features=store, labels=data.actions, output=tmp_path / "x", model=str(tiny_llama))
+    auto = LLMOptions(store=store, labels=data.actions, output=tmp_path / "x", model=str(tiny_llama))
     from alex.heads.llm.head import lm_dtype
 
     assert auto.dtype == "auto" and lm_dtype("auto", "cpu") == "fp32"
@@ -319,7 +319,7 @@ def test_runs_over_a_tied_embedding_lm_load_back_exactly(tiny_tied, digits, tmp_
 
     data, store = digits
     run = tmp_path / lm
-    train(LLMOptions(features=store, labels=data.actions, output=run, model=str(tiny_tied), task="action", inputs=["p32"],
+    train(LLMOptions(store=store, labels=data.actions, output=run, model=str(tiny_tied), task="action", inputs=["p32"],
                      lm=lm, dtype=dtype, epochs=1, device="cpu"))
     saved = load_file(run / "model.safetensors")
     state = load_head(run).state_dict()
@@ -392,7 +392,7 @@ def test_alex_train_starts_the_projector_from_projector_weights(tiny_llama, digi
     weights = {"model.mm_projector.0.weight": torch.randn(64, 3072, generator=g), "model.mm_projector.0.bias": torch.randn(64, generator=g),
                "model.mm_projector.2.weight": torch.randn(64, 64, generator=g), "model.mm_projector.2.bias": torch.randn(64, generator=g)}
     torch.save(weights, tmp_path / "mm_projector.bin")
-    result = CliRunner().invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm",
+    result = CliRunner().invoke(app, ["train", "--store", str(store), "--labels", str(data.captions), "--head", "llm",
                                       "--model", str(tiny_llama), "--inputs", "p32", "--output", str(tmp_path / "run"),
                                       "--projector-weights", str(tmp_path / "mm_projector.bin"), "--epochs", "1", "--lr", "0",
                                       "--device", "cpu", "-q"])
@@ -400,7 +400,7 @@ def test_alex_train_starts_the_projector_from_projector_weights(tiny_llama, digi
     saved = load_file(tmp_path / "run" / "model.safetensors")
     for key, value in weights.items():  # learning rate 0: the projector is exactly the checkpoint's
         assert torch.equal(saved["projector." + key.split("mm_projector.")[1]], value), key
-    wrong = CliRunner().invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "llm",
+    wrong = CliRunner().invoke(app, ["train", "--store", str(store), "--labels", str(data.captions), "--head", "llm",
                                      "--model", str(tiny_llama), "--inputs", "p32", "--output", str(tmp_path / "bad"),
                                      "--projector", "linear", "--projector-weights", str(tmp_path / "mm_projector.bin")])
     assert wrong.exit_code == 2 and "--projector" in wrong.output

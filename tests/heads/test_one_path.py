@@ -62,8 +62,8 @@ def runs(small):
     out = {}
     for head in HEADS:
         cli, api = small["root"] / "cli" / head, small["root"] / "api" / head
-        required = {"features": small["store"], "labels": small["labels"][head], "inputs": "px"}
-        args = ["train", "--head", head, "--features", small["store"], "--labels", small["labels"][head],
+        required = {"store": small["store"], "labels": small["labels"][head], "inputs": "px"}
+        args = ["train", "--head", head, "--store", small["store"], "--labels", small["labels"][head],
                 "--inputs", "px", "--output", cli]
         if head in small["models"]:
             args += [f"--{head}", small["models"][head]]
@@ -192,7 +192,7 @@ def test_processors_round_trip_and_generation_settings_come_from_the_run(runs, s
     generation = json.loads((t5_run / "generation_config.json").read_text())
     assert generation["max_new_tokens"] == 32 and generation["do_sample"] is False and generation["eos_token_id"] == 1
     (tmp_path / "short" / "generation_config.json").write_text(json.dumps({**generation, "max_new_tokens": 2}))
-    result = runner.invoke(app, ["predict", str(tmp_path / "short"), "--features", str(small["store"]),
+    result = runner.invoke(app, ["predict", str(tmp_path / "short"), "--store", str(small["store"]),
                                  "-o", str(tmp_path / "p.parquet")])
     assert result.exit_code == 0, result.output
     import pyarrow.parquet as pq
@@ -224,13 +224,13 @@ def test_outputs_are_transformers_output_classes(runs):
 
 
 def test_options_of_other_heads_and_bad_values_are_refused_before_training(small, tmp_path):
-    base = ["train", "--features", str(small["store"]), "--labels", str(small["labels"]["probe"]), "--inputs", "px",
+    base = ["train", "--store", str(small["store"]), "--labels", str(small["labels"]["probe"]), "--inputs", "px",
             "--output", str(tmp_path / "r")]
     for extra, words in [(["--lm", "lora"], "--lm does not apply to --head probe (an option of --head llm)"),
                          (["--head", "t5"], "--head t5 needs --model"),
                          (["--head", "llm", "--model", "x", "--task", "vqa"], "--task vqa for --head llm"),
                          (["--head", "nosuch"], "unknown head 'nosuch'"),
-                         (["--split", "0.5,0.5"], "three non-negative fractions"),
+                         (["--split-fractions", "0.5,0.5"], "three non-negative fractions"),
                          (["--timestamp-encoding", "rope"], "--timestamp-encoding rope: choose one of"),
                          (["--set", "novalue"], "expected key=value")]:
         result = runner.invoke(app, base + extra)
@@ -244,21 +244,21 @@ def test_batch_size_applies_to_evaluate_and_predict(runs, small, tmp_path):
     run = runs["perceiver"][0]
     scores = []
     for batch in ("1", "5"):
-        result = runner.invoke(app, ["evaluate", str(run), "--features", str(small["store"]), "--labels",
+        result = runner.invoke(app, ["evaluate", str(run), "--store", str(small["store"]), "--labels",
                                      str(small["labels"]["perceiver"]), "--batch-size", batch, "--json"])
         assert result.exit_code == 0, result.output
         scores.append(json.loads(result.output))
-        result = runner.invoke(app, ["predict", str(run), "--features", str(small["store"]), "-o",
+        result = runner.invoke(app, ["predict", str(run), "--store", str(small["store"]), "-o",
                                      str(tmp_path / f"{batch}.parquet"), "--batch-size", batch])
         assert result.exit_code == 0, result.output
     assert scores[0]["accuracy"] == scores[1]["accuracy"] and scores[0]["videos"] == 5
     one, five = (pq.read_table(tmp_path / f"{b}.parquet").to_pydict() for b in ("1", "5"))
     assert one["label"] == five["label"]
     torch.testing.assert_close(torch.tensor(one["probabilities"]), torch.tensor(five["probabilities"]), rtol=0, atol=1e-5)
-    refused = runner.invoke(app, ["predict", str(run), "--features", str(small["store"]), "-o", str(tmp_path / "x.parquet"),
+    refused = runner.invoke(app, ["predict", str(run), "--store", str(small["store"]), "-o", str(tmp_path / "x.parquet"),
                                   "--batch-size", "0"])
     assert refused.exit_code == 2 and "--batch-size 0" in refused.output
-    prompt = runner.invoke(app, ["predict", str(run), "--features", str(small["store"]), "-o", str(tmp_path / "x.parquet"),
+    prompt = runner.invoke(app, ["predict", str(run), "--store", str(small["store"]), "-o", str(tmp_path / "x.parquet"),
                                  "--prompt", "what digit"])
     assert prompt.exit_code == 2 and "takes no prompt" in prompt.output
 
@@ -278,11 +278,11 @@ def test_exit_codes_of_the_training_commands(small, runs, tmp_path, monkeypatch)
     import alex.heads.training
 
     run = tmp_path / "crash"
-    args = ["train", "--features", str(small["store"]), "--labels", str(small["labels"]["probe"]), "--inputs", "px",
+    args = ["train", "--store", str(small["store"]), "--labels", str(small["labels"]["probe"]), "--inputs", "px",
             "--output", str(run), "--epochs", "1"]
-    assert runner.invoke(app, ["evaluate", str(runs["probe"][0]), "--features", str(small["store"]), "--labels",
+    assert runner.invoke(app, ["evaluate", str(runs["probe"][0]), "--store", str(small["store"]), "--labels",
                                str(small["labels"]["probe"])]).exit_code == 0
-    missing = runner.invoke(app, ["evaluate", str(tmp_path / "nothing"), "--features", str(small["store"]), "--labels",
+    missing = runner.invoke(app, ["evaluate", str(tmp_path / "nothing"), "--store", str(small["store"]), "--labels",
                                   str(small["labels"]["probe"])])
     assert missing.exit_code == 2 and "is not a finished run" in missing.output
 
@@ -296,7 +296,7 @@ def test_exit_codes_of_the_training_commands(small, runs, tmp_path, monkeypatch)
     log = (run / "alex-errors.log").read_text()
     assert "RuntimeError: a bug inside alex" in log and "alex.heads.training" not in log.splitlines()[0]
     monkeypatch.setattr(alex.heads.training, "head_device", broken)
-    result = runner.invoke(app, ["predict", str(runs["probe"][0]), "--features", str(small["store"]), "-o", str(tmp_path / "p.parquet")])
+    result = runner.invoke(app, ["predict", str(runs["probe"][0]), "--store", str(small["store"]), "-o", str(tmp_path / "p.parquet")])
     assert result.exit_code == 3 and "RuntimeError: a bug inside alex" in (runs["probe"][0] / "alex-errors.log").read_text()
 
 
@@ -407,15 +407,15 @@ def test_a_fifth_head_is_one_folder_and_one_registry_entry(small, tmp_path):
     store, labels = str(small["store"]), str(small["labels"]["probe"])
     help_text = alex("train", "--help").stdout
     assert "--center" in help_text and "--no-center" in help_text and "(--head mean)" in help_text
-    result = alex("train", "--head", "mean", "--no-center", "--features", store, "--labels", labels, "--inputs", "px",
+    result = alex("train", "--head", "mean", "--no-center", "--store", store, "--labels", labels, "--inputs", "px",
                   "--output", str(run), "--epochs", "3")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test: accuracy" in result.stdout
     assert json.loads((run / "training_config.json").read_text())["center"] is False
     assert json.loads((run / "config.json").read_text())["model_type"] == "alex_mean"
-    result = alex("evaluate", str(run), "--features", store, "--labels", labels, "--json")
+    result = alex("evaluate", str(run), "--store", store, "--labels", labels, "--json")
     assert result.returncode == 0 and json.loads(result.stdout)["videos"] == 5, result.stderr[-3000:]
-    result = alex("predict", str(run), "--features", store, "-o", str(tmp_path / "p.parquet"))
+    result = alex("predict", str(run), "--store", store, "-o", str(tmp_path / "p.parquet"))
     assert result.returncode == 0 and "predicted 30 video(s)" in result.stdout, result.stderr[-3000:]
 
 
@@ -425,7 +425,7 @@ def test_generative_predictions_do_not_depend_on_the_batch_size(runs, small, tmp
 
     tables = []
     for batch in ("1", "16"):
-        result = runner.invoke(app, ["predict", str(runs[head][0]), "--features", str(small["store"]), "-o",
+        result = runner.invoke(app, ["predict", str(runs[head][0]), "--store", str(small["store"]), "-o",
                                      str(tmp_path / f"{batch}.parquet"), "--batch-size", batch])
         assert result.exit_code == 0, result.output
         tables.append(pq.read_table(tmp_path / f"{batch}.parquet").to_pydict())

@@ -129,7 +129,7 @@ def test_the_readme_defaults_are_the_options_defaults():
     from tests.heads.test_one_path import readme_defaults
 
     stated = readme_defaults()["perceiver-mm"]
-    options = PerceiverMMOptions(features="s", labels="l", output="o", model="tiny@random")
+    options = PerceiverMMOptions(store="s", labels="l", output="o", model="tiny@random")
     assert (options.batch_size, options.epochs, options.inputs) == (2, 10, ["perceiver-mm"])  # the seed's batch and epochs
     assert (options.epochs, options.batch_size) == (int(stated["--epochs"]), int(stated["--batch-size"]))
     assert (options.learning_rate, options.weight_decay, options.warmup) == (
@@ -152,20 +152,20 @@ def test_train_evaluate_predict_through_the_cli(av_store, tmp_path):
     root, data = av_store
     run = tmp_path / "run"
     train = subprocess.run([sys.executable, "-m", "alex", "train", "--head", "perceiver-mm", "--model", "tiny@random",
-                            "--features", str(root / "store"), "--labels", str(data.labels_colour), "-o", str(run),
+                            "--store", str(root / "store"), "--labels", str(data.labels_colour), "-o", str(run),
                             "--epochs", "1", "-q"], capture_output=True, text=True, timeout=300)
     assert train.returncode == 0, train.stderr
     saved = json.loads((run / "training_config.json").read_text())
-    defaults = PerceiverMMOptions(features="s", labels="l", output="o", model="tiny@random")
+    defaults = PerceiverMMOptions(store="s", labels="l", output="o", model="tiny@random")
     assert saved["head"] == "perceiver-mm" and saved["model"] == "tiny@random"
     assert (saved["batch_size"], saved["learning_rate"]) == (defaults.batch_size, defaults.learning_rate)  # CLI = API
     metrics = json.loads((run / "metrics.json").read_text())
-    evaluated = CliRunner().invoke(app, ["evaluate", str(run), "--features", str(root / "store"), "--labels",
+    evaluated = CliRunner().invoke(app, ["evaluate", str(run), "--store", str(root / "store"), "--labels",
                                          str(data.labels_colour), "--batch-size", "5"])
     assert evaluated.exit_code == 0, evaluated.output
     assert f"accuracy {metrics['test']['accuracy']:.4f}" in evaluated.output  # batch 5 scores what batch 2 did
     out = tmp_path / "predictions.parquet"
-    predicted = CliRunner().invoke(app, ["predict", str(run), "--features", str(root / "store"), "-o", str(out)])
+    predicted = CliRunner().invoke(app, ["predict", str(run), "--store", str(root / "store"), "-o", str(out)])
     assert predicted.exit_code == 0, predicted.output
     rows = pq.read_table(out).to_pylist()
     assert len(rows) == len(data.items) and {r["label"] for r in rows} <= {"red", "green", "blue"}
@@ -174,7 +174,7 @@ def test_train_evaluate_predict_through_the_cli(av_store, tmp_path):
 
 def test_inputs_must_be_the_models_clips(av_store, tmp_path):
     root, data = av_store
-    result = CliRunner().invoke(app, ["train", "--head", "perceiver-mm", "--model", "tiny@random", "--features",
+    result = CliRunner().invoke(app, ["train", "--head", "perceiver-mm", "--model", "tiny@random", "--store",
                                       str(root / "store"), "--labels", str(data.labels_colour), "-o", str(tmp_path / "r"),
                                       "--inputs", "pixels"])
     assert result.exit_code == 2 and "perceiver-mm encoder" in result.output
@@ -188,7 +188,7 @@ def test_a_hub_model_offline_fails_fast(av_store, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     hub_reachable.cache_clear()
     result = CliRunner().invoke(app, ["train", "--head", "perceiver-mm", "--model", "deepmind/multimodal-perceiver",
-                                      "--features", str(root / "store"), "--labels", str(data.labels_colour),
+                                      "--store", str(root / "store"), "--labels", str(data.labels_colour),
                                       "-o", str(tmp_path / "r")])
     hub_reachable.cache_clear()
     assert result.exit_code == 2, result.output
@@ -208,7 +208,7 @@ def test_both_modalities_reach_the_classifier(tmp_path):
     for task, labels in (("colour", data.labels_colour), ("buzz", data.labels_tone)):
         run = tmp_path / task
         result = subprocess.run([sys.executable, "-m", "alex", "train", "--head", "perceiver-mm", "--model", "tiny@random",
-                                 "--features", str(tmp_path / "store"), "--labels", str(labels), "-o", str(run), "-q"],
+                                 "--store", str(tmp_path / "store"), "--labels", str(labels), "-o", str(run), "-q"],
                                 capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, result.stderr
         accuracy[task] = json.loads((run / "metrics.json").read_text())["test"]["accuracy"]

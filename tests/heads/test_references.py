@@ -59,14 +59,14 @@ def test_t5_learns_from_every_caption_and_is_scored_on_all_of_them(digits, tmp_p
     labels.write_text("".join(json.dumps(r) + "\n" + json.dumps({"video_id": r["video_id"], "text": "a " + r["text"]}) + "\n"
                               for r in rows))
     model = make_tiny_t5(tmp_path / "t5", [r["text"] for r in rows] + ["a"])
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(labels), "--head", "t5", "--model",
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(labels), "--head", "t5", "--model",
                                  str(model), "--inputs", "p32", "--output", str(tmp_path / "run"), "--epochs", "3", "--lr",
                                  "0.002", "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert {"bleu4", "cider", "exact_match"} <= set(metrics["test"])
     assert len({e["video_id"] for e in metrics["test"]["examples"]}) == 5  # evaluated once per video, not per caption
-    result = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--features", str(store), "--labels", str(labels), "--json"])
+    result = runner.invoke(app, ["evaluate", str(tmp_path / "run"), "--store", str(store), "--labels", str(labels), "--json"])
     evaluation = json.loads(result.output)
     assert evaluation["bleu4"] == pytest.approx(metrics["test"]["bleu4"]) and evaluation["cider"] == pytest.approx(metrics["test"]["cider"])
     # training saw both captions of every training video: twice the items, from the same videos
@@ -84,7 +84,7 @@ def test_questions_are_answered_and_predicted_one_row_each(digits, tmp_path):
         json.dumps({"video_id": r["video_id"], "prompt": "Which digit?", "text": r["text"].split()[2]}) + "\n"
         + json.dumps({"video_id": r["video_id"], "prompt": "Which way?", "text": r["text"].split()[-1]}) + "\n" for r in rows))
     model = make_tiny_llama(tmp_path / "llama", [r["text"] for r in rows] + ["Which digit? way?"])
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(labels), "--head", "llm", "--model", str(model),
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(labels), "--head", "llm", "--model", str(model),
                                  "--task", "qa", "--inputs", "p32", "--output", str(tmp_path / "run"), "--epochs", "1",
                                  "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
@@ -95,7 +95,7 @@ def test_questions_are_answered_and_predicted_one_row_each(digits, tmp_path):
     questions = tmp_path / "questions.csv"
     first = [r["video_id"] for r in rows[:3]]
     questions.write_text("video_id,prompt\n" + "".join(f"{v},Which digit?\n{v},Which way?\n" for v in first))
-    result = runner.invoke(app, ["predict", str(tmp_path / "run"), "--features", str(store), "--questions", str(questions),
+    result = runner.invoke(app, ["predict", str(tmp_path / "run"), "--store", str(store), "--questions", str(questions),
                                  "-o", str(tmp_path / "p.parquet")])
     assert result.exit_code == 0 and "predicted 3 video(s) (6 rows)" in result.output, result.output
     table = pq.read_table(tmp_path / "p.parquet").to_pylist()

@@ -141,7 +141,7 @@ def test_collator_prefixes_tokenises_and_masks_padding(tiny_t5):
 
 def test_caption_learning_check_and_run_folder(tiny_t5, digits, tmp_path):
     data, store = digits
-    metrics = train(T5Options(features=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_t5),
+    metrics = train(T5Options(store=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_t5),
                               inputs=["p32"], epochs=30, learning_rate=2e-3, device="cpu"))
     assert metrics["test"]["exact_match"] >= 0.5  # "the digit 7 moves left": digit and direction both right
     run = tmp_path / "cap"
@@ -149,27 +149,27 @@ def test_caption_learning_check_and_run_folder(tiny_t5, digits, tmp_path):
         assert (run / name).is_file(), name
     assert isinstance(load_head(run), AlexT5ForConditionalGeneration)
     runner = CliRunner()
-    result = runner.invoke(app, ["evaluate", str(run), "--features", str(store), "--labels", str(data.captions), "--json"])
+    result = runner.invoke(app, ["evaluate", str(run), "--store", str(store), "--labels", str(data.captions), "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["exact_match"] == metrics["test"]["exact_match"]
-    result = runner.invoke(app, ["predict", str(run), "--features", str(store), "-o", str(tmp_path / "p.parquet")])
+    result = runner.invoke(app, ["predict", str(run), "--store", str(store), "-o", str(tmp_path / "p.parquet")])
     assert result.exit_code == 0 and "predicted 300 video(s)" in result.output
 
 
 def test_span_pretraining_then_classify_by_label_word(tiny_t5, digits, tmp_path):
     data, store = digits
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "t5", "--t5",
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.captions), "--head", "t5", "--t5",
                                  str(tiny_t5), "--task", "span", "--inputs", "p32", "--output", str(tmp_path / "span"),
                                  "--epochs", "2", "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.labels), "--head", "t5", "--t5",
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.labels), "--head", "t5", "--t5",
                                  str(tmp_path / "span"), "--task", "classify", "--inputs", "p32", "--output",
                                  str(tmp_path / "cls"), "--epochs", "2", "--device", "cpu", "-q"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "cls" / "metrics.json").read_text())
     assert all(example["generated"].split()[0] in [str(d) for d in range(10)] for example in metrics["test"]["examples"])
     assert json.loads((tmp_path / "cls" / "config.json").read_text())["task"] == "classify"
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.labels), "--head", "t5",
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.labels), "--head", "t5",
                                  "--output", str(tmp_path / "x")])
     assert result.exit_code == 2 and "--model" in result.output
 
@@ -199,7 +199,7 @@ def test_a_t5_whose_tokenizer_adds_no_eos_still_learns_to_stop(digits, tmp_path)
     data, store = digits
     captions = [json.loads(line)["text"] for line in data.captions.read_text().splitlines()]
     model = make_tiny_t5(tmp_path / "t5", captions, append_eos=False)
-    metrics = train(T5Options(features=store, labels=data.captions, output=tmp_path / "cap", model=str(model),
+    metrics = train(T5Options(store=store, labels=data.captions, output=tmp_path / "cap", model=str(model),
                               inputs=["p32"], epochs=30, learning_rate=2e-3, device="cpu"))
     assert metrics["test"]["exact_match"] >= 0.5
     assert all(len(e["generated"].split()) == 5 for e in metrics["test"]["examples"])  # "the digit N moves DIRECTION"
@@ -249,7 +249,7 @@ def test_a_video_gives_the_same_logits_and_text_alone_and_in_any_batch(checkpoin
 
 def test_vl_bart_learns_captions_through_alex_train(tiny_bart, digits, tmp_path):
     data, store = digits
-    result = CliRunner().invoke(app, ["train", "--features", str(store), "--labels", str(data.captions), "--head", "t5",
+    result = CliRunner().invoke(app, ["train", "--store", str(store), "--labels", str(data.captions), "--head", "t5",
                                       "--model", str(tiny_bart), "--inputs", "p32", "--output", str(tmp_path / "bart"),
                                       "--lr", "0.002", "--epochs", "60", "--device", "cpu", "-q"])  # a random BART learns slower
     assert result.exit_code == 0, result.output

@@ -17,7 +17,7 @@ from alex.heads.training import evaluate, predict, train
 
 def options(digits, output, head="probe", **kwargs):
     data, store = digits
-    base = dict(features=store, labels=data.labels, output=output, inputs=["p32"], epochs=30, device="cpu", hidden_size=64)
+    base = dict(store=store, labels=data.labels, output=output, inputs=["p32"], epochs=30, device="cpu", hidden_size=64)
     base.update(kwargs)
     return options_class(head)(**base)
 
@@ -100,6 +100,29 @@ def test_resume_continues_from_the_last_checkpoint(digits, tmp_path):
         train(options(digits, tmp_path / "fresh", resume=True))
 
 
+def test_resume_refuses_other_options_unless_told(digits, tmp_path):
+    """A resume with other --inputs replaced a good probe with a wrong one, exit 0 (issue 13)."""
+    data, store = digits
+    run = tmp_path / "r"
+    base = ["train", "--store", store, "--labels", data.labels, "-o", run, "--inputs", "p32", "--hidden-size", "64",
+            "--device", "cpu", "-q"]
+    invoke = lambda *extra: CliRunner().invoke(app, [str(a) for a in [*base, *extra]])  # noqa: E731
+    assert invoke("--epochs", "1").exit_code == 0
+    before = (run / "model.safetensors").read_bytes()
+    refused = invoke("--epochs", "1", "--resume", "--inputs", "clip", "--lr", "0.01", "--hidden-size", "32")
+    assert refused.exit_code == 2, refused.output
+    assert "--inputs p32 (now clip)" in refused.output and "--lr 0.001 (now 0.01)" in refused.output
+    assert "--hidden-size 64 (now 32)" in refused.output and "--allow-config-change" in refused.output
+    assert (run / "model.safetensors").read_bytes() == before  # nothing touched
+    # What only says how long or where to run may change; the same options resume.
+    assert invoke("--epochs", "2", "--resume", "--patience", "9", "--workers", "0").exit_code == 0
+    allowed = invoke("--epochs", "3", "--resume", "--lr", "0.01", "--allow-config-change")
+    assert allowed.exit_code == 0, allowed.output
+    assert "changed options: --lr 0.001 (now 0.01)" in allowed.output
+    saved = json.loads((run / "training_config.json").read_text())
+    assert saved["learning_rate"] == 0.01 and saved["epochs"] == 3
+
+
 def test_early_stopping_on_the_validation_metric(digits, tmp_path):
     metrics = train(options(digits, tmp_path / "e", epochs=30, learning_rate=0.0, patience=2))
     assert metrics["epochs"] == 3  # nothing improves after the first epoch: stop after 2 more
@@ -120,18 +143,18 @@ def test_cli_train_evaluate_predict(digits, tmp_path):
     data, store = digits
     runner = CliRunner()
     run = tmp_path / "cli"
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.labels), "--head", "perceiver",
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.labels), "--head", "perceiver",
                                  "--inputs", "p32,clip", "--output", str(run), "--epochs", "1", "--device", "cpu",
                                  "--set", "num_latents=8", "-q"])
     assert result.exit_code == 0, result.output
     assert "test: accuracy" in result.output and "skipped: 0 status error" in result.output
     assert json.loads((run / "config.json").read_text())["num_latents"] == 8
-    result = runner.invoke(app, ["evaluate", str(run), "--features", str(store), "--labels", str(data.labels), "--json"])
+    result = runner.invoke(app, ["evaluate", str(run), "--store", str(store), "--labels", str(data.labels), "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["videos"] == json.loads((run / "metrics.json").read_text())["videos"]["test"]
-    result = runner.invoke(app, ["predict", str(run), "--features", str(store), "--output", str(tmp_path / "p.parquet")])
+    result = runner.invoke(app, ["predict", str(run), "--store", str(store), "--output", str(tmp_path / "p.parquet")])
     assert result.exit_code == 0 and "predicted 300 video(s)" in result.output
-    result = runner.invoke(app, ["train", "--features", str(store), "--labels", str(data.labels), "--output", str(tmp_path / "x"),
-                                 "--split", "0.5,0.5"])
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.labels), "--output", str(tmp_path / "x"),
+                                 "--split-fractions", "0.5,0.5"])
     assert result.exit_code == 2
 
 

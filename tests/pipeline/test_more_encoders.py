@@ -78,8 +78,10 @@ def test_tone_change_shows_in_the_right_audio_window(tmp_path):
         assert list(logmel.t_start) == [0.0, 1.0, 2.0, 3.0] and list(logmel.t_end) == [1.0, 2.0, 3.0, 4.0]
         peak_bin = logmel.arrays["logmel"].astype(np.float32).mean(axis=1).argmax(axis=1)  # per window
         assert peak_bin[0] == peak_bin[1] and peak_bin[2] == peak_bin[3] and peak_bin[2] > peak_bin[1] + 10
-        # no audio track: has_audio false, no audio rows, not an error
-        assert s.sql("SELECT has_audio, status FROM videos WHERE video_id = 'silent.mp4'").fetchall() == [(False, "ok")]
+        # no audio track: has_audio false, no audio rows, not an error but a no_audio item
+        assert s.sql("SELECT has_audio, status, no_audio FROM videos WHERE video_id = 'silent.mp4'").fetchall() == [
+            (False, "ok", ["audio"])]
+        assert s.sql("SELECT no_audio FROM videos WHERE video_id = 'tone.mp4'").fetchall() == [([],)]
         assert s.sql("SELECT count(*) FROM frames WHERE video_id = 'silent.mp4' AND encoder = 'audio'").fetchall() == [(0,)]
         assert s.arrays("silent.mp4", "audio").arrays["logmel"].shape[0] == 0
 

@@ -1,6 +1,7 @@
 """perceiver-mm extraction: the multimodal Perceiver's inputs cached per clip, at the model's frame
 rate, on the store's one timeline; audio from the container or from --audio-dir files."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -122,16 +123,29 @@ def test_audio_dir_failures_fail_only_the_audio_encoders(tmp_path):
         assert counts == {"pixels": 3, "audio": 2, "perceiver-mm": 2}
 
 
-def test_container_audio_stays_the_default_and_a_silent_video_is_an_error_item(tmp_path):
-    videos = tmp_path / "videos"
+def test_container_audio_stays_the_default_and_a_silent_video_is_no_audio_until_paired(tmp_path):
+    videos, audio = tmp_path / "videos", tmp_path / "audio"
     grey_video(videos / "loud.mp4", audio=tone(1.2, 440, 16000))
     grey_video(videos / "mute.mp4")
-    report = extract(ExtractOptions(videos=videos, store=tmp_path / "s", encoders=["perceiver-mm:tiny@random"], workers=0))
-    assert report.ok == ["loud.mp4"]
-    assert [v for v, _ in report.failed] == ["mute.mp4"] and "no audio" in report.failed[0][1]
+    options = ExtractOptions(videos=videos, store=tmp_path / "s", encoders=["perceiver-mm:tiny@random"], workers=0)
+    report = extract(options)
+    assert report.exit_code == 0 and report.failed == []  # no audio track: not a failure
+    assert sorted(report.ok) == ["loud.mp4", "mute.mp4"] and report.no_audio == [("mute.mp4", "perceiver-mm")]
     with open_store(tmp_path / "s") as s:
-        rows = dict((v, (src, status)) for v, src, status in s.con.execute("SELECT video_id, audio_source, status FROM videos").fetchall())
-    assert rows == {"loud.mp4": ("container", "ok"), "mute.mp4": (None, "error")}  # its one encoder failed: an error row
+        rows = {v: rest for v, *rest in s.con.execute("SELECT video_id, audio_source, status, no_audio FROM videos").fetchall()}
+        assert rows == {"loud.mp4": ["container", "ok", []], "mute.mp4": [None, "ok", ["perceiver-mm"]]}
+        assert s.con.execute("SELECT count(*) FROM frames WHERE video_id = 'mute.mp4'").fetchall() == [(0,)]
+    # Done: not extracted again, even with --retry-errors ...
+    for retry in (False, True):
+        again = extract(dataclasses.replace(options, retry_errors=retry))
+        assert (again.frames, again.up_to_date, again.exit_code) == (0, 2, 0)
+    # ... until a run pairs the videos with audio files: then the silent video gets its clips.
+    write_wav(audio / "mute.wav", tone(1.2, 440, 16000), 16000)
+    paired = extract(dataclasses.replace(options, audio_dir=audio))
+    assert paired.ok == ["mute.mp4"] and paired.no_audio == [] and paired.exit_code == 0
+    with open_store(tmp_path / "s") as s:
+        assert s.con.execute("SELECT no_audio, audio_source FROM videos WHERE video_id = 'mute.mp4'").fetchall() == [([], "file")]
+        assert s.con.execute("SELECT count(*) FROM frames WHERE video_id = 'mute.mp4'").fetchall() == [(8,)]
 
 
 def test_clip_frames_other_than_the_models_are_refused(tmp_path):
@@ -235,10 +249,10 @@ def test_a_local_model_folder_serves_extraction_and_training(tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text("video_id,label,split\n" + "".join(
         f"v{i}.mp4,{'ab'[i % 2]},{['train', 'train', 'validation', 'validation', 'test', 'test'][i]}\n" for i in range(6)))
-    result = runner.invoke(app, ["train", "--head", "perceiver-mm", "--model", str(tmp_path / "pretrained"), "--features",
+    result = runner.invoke(app, ["train", "--head", "perceiver-mm", "--model", str(tmp_path / "pretrained"), "--store",
                                  str(tmp_path / "s"), "--labels", str(labels), "-o", str(tmp_path / "run"), "--epochs", "1", "-q"])
     assert result.exit_code == 0, result.output
-    again = runner.invoke(app, ["train", "--head", "perceiver-mm", "--model", str(tmp_path / "run"), "--features",
+    again = runner.invoke(app, ["train", "--head", "perceiver-mm", "--model", str(tmp_path / "run"), "--store",
                                 str(tmp_path / "s"), "--labels", str(labels), "-o", str(tmp_path / "run2"), "-q"])
     assert again.exit_code == 2 and "PerceiverForMultimodalAutoencoding" in again.output
 

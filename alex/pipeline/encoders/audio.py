@@ -6,7 +6,8 @@ rows share the video's clock. Each window becomes a log-mel spectrogram computed
 transformers' audio utilities (``spectrogram`` with a Slaney mel filter bank, 25 ms Hann
 windows, 10 ms hop); the HDF5 array ``logmel`` keeps it whole (frames x mel bins) and the
 pooled vector in ``frames`` is its mean over time. ``audio`` has 64 mel bins, ``audio:tiny``
-16, ``audio:N`` any N. A video without audio has no audio rows; that is not an error.
+16, ``audio:N`` any N. A video without an audio track has no audio rows and a ``no_audio`` item
+(shown by the ``videos`` view's ``no_audio`` column); that is not an error.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Protocol
 
-import torch
+if TYPE_CHECKING:  # the orchestrator imports this module before it knows a model must load
+    import torch
 
 
 @dataclass
@@ -53,6 +54,8 @@ class TextEncoder(Protocol):
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """Build random weights reproducibly without disturbing the caller's global RNG."""
+    import torch
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield

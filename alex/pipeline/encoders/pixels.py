@@ -6,9 +6,10 @@ A baseline that shows what the learned encoders add, and a fast encoder for test
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # a usage error about a pixels encoder is reported without loading torch
+    import torch
 
 from alex.errors import EncoderSpecError
 from alex.pipeline.encoders.spec import EncoderSpec
@@ -42,10 +43,9 @@ class PixelsEncoder:
         self.transform = ResizeCrop(self.size, interpolation="box", mode="squash")
         self.steps = StepSpec("frame", transform=self.transform)
 
-    @torch.no_grad()
     def encode(self, batch: torch.Tensor) -> torch.Tensor:
-        """(B, S, S, 3) uint8 -> (B, S*S*3) float in [0, 1], row-major (y, x, channel)."""
-        return batch.reshape(batch.shape[0], -1).float().div_(255.0)
+        """(B, S, S, 3) uint8 -> (B, S*S*3) float in [0, 1], row-major (y, x, channel); no autograd graph."""
+        return batch.detach().reshape(batch.shape[0], -1).float().div_(255.0)
 
     def config(self) -> dict[str, Any]:
         return {
