@@ -9,6 +9,7 @@ appended to ``alex-errors.log`` in the run folder or store). The options of ``tr
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 import traceback
@@ -330,11 +331,15 @@ def search(
 
 
 def _quiet_transformers() -> None:
-    """Command-line runs show alex's own progress; transformers' loading bars and notices are noise there."""
-    import transformers
-
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
+    """Command-line runs show alex's own progress; transformers' loading bars and notices are noise
+    there. Said through the environment, which transformers reads when (and only if) it is imported,
+    so that a command failing on usage never pays for importing it. A user's own settings win."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    transformers = sys.modules.get("transformers")
+    if transformers is not None:  # imported already (alex used as a library, tests): tell it directly
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
 
 
 def _print_metrics(title: str, metrics: dict[str, Any]) -> None:
