@@ -34,8 +34,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-out = Console(soft_wrap=True, emoji=False)
-err = Console(stderr=True, soft_wrap=True, emoji=False)
+# No markup and no emoji codes: what alex prints holds user text (paths, specs, SQL, video ids),
+# which must appear as written; styles are applied with rich Text objects only.
+out = Console(soft_wrap=True, emoji=False, markup=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False, markup=False)
 
 T = TypeVar("T")
 DEFAULT_STORE = Path("alex-store")
@@ -84,7 +86,7 @@ def _report_crash(text: str, folder: Path | None, create: bool = False) -> None:
         with log.open("a") as handle:
             handle.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} alex {__version__}: {' '.join(sys.argv)}\n{text}")
         where = f"; traceback also in {log}"
-    err.print(f"[bold red]internal error[/] (a bug in alex, not a problem with your input){where}. Exit code 3.",
+    err.print(Text.assemble(("internal error", "bold red"), f" (a bug in alex, not a problem with your input){where}. Exit code 3."),
               highlight=False)
 
 
@@ -135,7 +137,7 @@ def extract(
     batch_size: int = typer.Option(32, "--batch-size", help="Frames per encoder batch (frames of several videos are mixed)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decode processes running ahead of the encoder (0: decode in this process). Default: CPU cores - 1, at most 8."),
     shard_size: int = typer.Option(256, "--shard-size", help="Videos per store segment; each is committed atomically when complete."),
-    quiet: bool = flag("quiet", "-q", help="No progress bar."),
+    quiet: bool = flag("quiet", "-q", help="No progress: no bar on a terminal, no status lines elsewhere (every $ALEX_PROGRESS_INTERVAL s, default 30)."),
     profile: bool = flag("profile", help="Print the time spent decoding, preprocessing, encoding and writing."),
 ) -> None:
     """Decode videos once, run frozen encoders on frames sampled by time, write a feature store."""
@@ -168,12 +170,13 @@ def _print_extract_report(report: Any, profile: bool) -> None:
     for path, why in report.skipped_files:
         out.print(f"  skipped {path}: {why}", highlight=False, markup=False)
     if report.failed:
-        out.print(f"[red]{len(report.failed)} failed[/] (kept in the store as status 'error'):")
+        out.print(Text.assemble((f"{len(report.failed)} failed", "red"), " (kept in the store as status 'error'):"))
         for video_id, reason in report.failed:
             out.print(f"  {video_id}: {reason}", highlight=False, soft_wrap=True, markup=False)
     _print_no_audio([list(pair) for pair in report.no_audio])
     if report.failed_before:
-        out.print(f"[red]{len(report.failed_before)} failed in an earlier run[/] (--retry-errors tries them again):")
+        out.print(Text.assemble((f"{len(report.failed_before)} failed in an earlier run", "red"),
+                                " (--retry-errors tries them again):"))
         for video_id, reason in report.failed_before:
             out.print(f"  {video_id}: {reason}", highlight=False, soft_wrap=True, markup=False)
     if profile:

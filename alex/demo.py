@@ -10,7 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from alex.errors import UsageError
+
 DEMO_ENCODERS = ["pixels", "clip:tiny@random"]
+MIN_VIDEOS = 20
 DEMO_QUERY = (
     "SELECT v.video_id, v.duration, count(*) AS steps, round(min(f.t_start), 2) AS first_s, "
     "round(max(f.t_start), 2) AS last_s FROM frames f JOIN videos v USING (video_id) "
@@ -27,6 +30,9 @@ def run_demo(output: Path, num_videos: int = 300, say: Callable[[str], None] = p
     from alex.pipeline.search import search_text
     from alex.store.reader import open_store
 
+    if num_videos < MIN_VIDEOS:
+        raise UsageError(f"--num-videos {num_videos}: the demo needs at least {MIN_VIDEOS} videos, so that its "
+                         "validation and test splits are not empty")
     output = Path(output)
     say(f"1/4 writing {num_videos} moving-digit videos to {output / 'videos'} (labels.csv, captions.jsonl, actions.parquet beside them)")
     data = make_moving_digits(output, num_videos=num_videos)
@@ -50,7 +56,7 @@ def run_demo(output: Path, num_videos: int = 300, say: Callable[[str], None] = p
         say("    (already trained: showing its metrics)")
     else:
         metrics = train(ProbeOptions(store=store, labels=data.labels, output=run, inputs=["pixels"], hidden_size=64,
-                                     device=device))
+                                     device=device), say=lambda line: say("    " + line))
     test = metrics["test"]
     say(f"    test accuracy {test['accuracy']:.3f} on {metrics['videos']['test']} held-out videos (10 digits: chance 0.1), "
         f"macro F1 {test['macro_f1']:.3f}")

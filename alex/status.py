@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from typing import TextIO
 
 INTERVAL_ENV = "ALEX_PROGRESS_INTERVAL"
@@ -18,14 +19,20 @@ DEFAULT_INTERVAL_S = 30.0
 
 def status_interval(seconds: float | None = None) -> float:
     """Seconds between two status lines: ``seconds`` when given, else ``$ALEX_PROGRESS_INTERVAL``,
-    else 30. A value that is not a non-negative number falls back to the default."""
+    else 30. A value that is not a non-negative number falls back to the default, with a warning."""
     if seconds is not None:
         return max(0.0, float(seconds))
-    try:
-        value = float(os.environ.get(INTERVAL_ENV, DEFAULT_INTERVAL_S))
-    except ValueError:
+    text = os.environ.get(INTERVAL_ENV)
+    if text is None:
         return DEFAULT_INTERVAL_S
-    return value if value >= 0 else DEFAULT_INTERVAL_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        warnings.warn(f"{INTERVAL_ENV}={text!r} is not a number of seconds >= 0; using {DEFAULT_INTERVAL_S:g}", stacklevel=2)
+        return DEFAULT_INTERVAL_S
+    return value
 
 
 class StatusTicker:

@@ -1,6 +1,6 @@
 """How long the light commands take to answer, and whether they import torch (issue 13).
 
-Each command runs in a fresh interpreter, as a user's shell runs it (`python -m alex ...`), N times;
+Each command runs in a fresh interpreter (alex.cli.main behind a probe that reports torch), N times;
 the table gives the median wall time, whether torch was imported, and the time against a bare
 `python -c "import torch"` measured in the same run (the floor of any command that loads a model).
 Target: `--help`, `info`, `query` and usage errors under 1 s on a 2-core machine. Usage:

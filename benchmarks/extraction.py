@@ -48,7 +48,7 @@ def make_videos(root: Path, count: int, seconds: float, fps: int, width: int, he
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="clip:ViT-B-32@random")
-    parser.add_argument("--videos", type=int, default=12)
+    parser.add_argument("--num-videos", "--videos", dest="videos", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--size", default="320x240")
     parser.add_argument("--video-fps", type=int, default=30)

@@ -5,7 +5,7 @@ Writes N digit videos, extracts them once with pixels (16 and 32 px) and the tin
 2 frames/s, writes tiny random T5 and Llama checkpoints (with tokenizers built offline), then
 trains each head and prints a table. 10 classes: chance is 0.1. Usage:
 
-    python benchmarks/learning_check.py [--videos 400] [--out /tmp/alex-learning-check]
+    python benchmarks/learning_check.py [--num-videos 400] [--out /tmp/alex-learning-check]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def alex_train(out: Path, name: str, *args: str) -> tuple[dict, dict, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=400)
+    parser.add_argument("--num-videos", "--videos", dest="videos", type=int, default=400)
     parser.add_argument("--out", type=Path, default=Path("/tmp/alex-learning-check"))
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)

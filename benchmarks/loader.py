@@ -6,7 +6,7 @@ V-JEPA 2 (``tubelet`` token grids: the HDF5 path), then trains the attentive pro
 transformers' Trainer for a few epochs on (a) the store Dataset and (b) a list of the very same
 items built beforehand, and prints train samples/s of each and their ratio (target >= 0.95).
 
-    python benchmarks/loader.py [--videos 600 --epochs 3 --workers 0]
+    python benchmarks/loader.py [--num-videos 600 --epochs 3 --workers 0]
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def samples_per_second(dataset, config, out: Path, epochs: int, workers: int) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=600)
+    parser.add_argument("--num-videos", "--videos", dest="videos", type=int, default=600)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers")
     parser.add_argument("--out", type=Path, default=Path("/tmp/alex-bench-loader"))

@@ -9,7 +9,7 @@ and learning rate and prints test accuracy (3 balanced classes: chance is 0.33):
 - buzz: a buzzer's duty cycle (on 5/50/95 % of the time), only in the audio;
 - tone: a tone's pitch (220/1100/5500 Hz), only in the audio (a separate set of videos).
 
-    python benchmarks/perceiver_mm_learning.py [--videos 90] [--lrs 0.01,0.001] [--out /tmp/alex-pmm-check]
+    python benchmarks/perceiver_mm_learning.py [--num-videos 90] [--lrs 0.01,0.001] [--out /tmp/alex-pmm-check]
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def alex_train(store: Path, labels: Path, run: Path, lr: str) -> tuple[dict, flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=90)
+    parser.add_argument("--num-videos", "--videos", dest="videos", type=int, default=90)
     parser.add_argument("--lrs", default="0.01,0.0003")
     parser.add_argument("--tasks", default="colour,buzz,tone")
     parser.add_argument("--out", type=Path, default=Path("/tmp/alex-pmm-check"))

@@ -7,7 +7,7 @@ store writer, then
   (``cache=False``, what ``alex search`` runs) for reference;
 - storage: bytes of the store folder over the raw float16 bytes of the vectors (N x D x 2).
 
-    python benchmarks/search_and_storage.py [--videos 1000 --steps 1000 --dim 512]
+    python benchmarks/search_and_storage.py [--num-videos 1000 --steps 1000 --dim 512]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def best(fn, repeat: int = 5) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=1000)
+    parser.add_argument("--num-videos", "--videos", dest="videos", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--out", type=Path, default=Path("/tmp/alex-bench-search"))

@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -145,6 +146,10 @@ def test_messages_print_user_text_as_written_not_as_markup(tmp_path, clips):
     assert failed.exit_code == 1 and "[red]bad:abc:.mp4: empty file" in failed.output
     info = invoke("info", "--store", tmp_path / "s2")
     assert "[red]bad:abc:.mp4: empty file" in info.output
+    # Ordinary output too: a store path with brackets in the closing line and in info's title.
+    ok = invoke("extract", "--videos", clips, "--store", tmp_path / "st[bold]b:abc:", "-e", "pixels", "--workers", "0")
+    assert ok.exit_code == 0 and f"into {tmp_path / 'st[bold]b:abc:'} in" in ok.output, ok.output
+    assert str(tmp_path / "st[bold]b:abc:") in invoke("info", "--store", tmp_path / "st[bold]b:abc:").output
 
 
 def test_an_empty_videos_folder_is_a_usage_error_and_writes_nothing(tmp_path):
@@ -225,6 +230,7 @@ def test_query_attach_joins_a_users_files_and_stays_read_only(store, tmp_path):
     assert not (Path.cwd() / "x.csv").exists()
     for bad, says in ((f"videos={tmp_path / 'preds.parquet'}", "is a view of the store"),
                       (f"preds={tmp_path / 'nope.parquet'}", "no such file"),
+                      (f"_items={tmp_path / 'preds.parquet'}", "names starting with _ are kept"),
                       (f"preds={tmp_path / 'notes.txt'}", "Parquet, CSV or JSON Lines"),
                       ("1bad=x.csv", "NAME=FILE"), ("preds", "NAME=FILE")):
         refused = invoke("query", "SELECT 1", "--store", store, "--attach", bad)
@@ -302,6 +308,9 @@ def test_help_of_the_main_commands_ends_with_examples_that_parse():
 def test_demo_twice_writes_the_same_videos_and_extracts_nothing(tmp_path):
     first = invoke("demo", "--output", tmp_path / "d", "--num-videos", "40")
     assert first.exit_code == 0, first.output
+    assert re.search(r"stopped early after epoch \d+ of 30: validation accuracy has not improved|trained 30 epochs; best",
+                     first.output), first.output  # the demo says how its training ended
+    assert invoke("demo", "--output", tmp_path / "small", "--num-videos", "3").exit_code == 2
     videos = sorted((tmp_path / "d" / "videos").iterdir())
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in videos}
     again = invoke("demo", "--output", tmp_path / "d", "--num-videos", "40")
@@ -317,3 +326,15 @@ def test_a_set_key_that_is_an_option_is_a_usage_error(tmp_path):
     """--set hidden_size=16 crashed (exit 3, 'got multiple values for keyword argument')."""
     result = invoke("train", "--store", tmp_path, "--labels", tmp_path / "l.csv", "-o", tmp_path / "r", "--set", "hidden_size=16")
     assert result.exit_code == 2 and "give it as --hidden-size 16" in result.output, result.output
+
+
+def test_an_unknown_device_is_a_usage_error_everywhere(store, tmp_path, clips):
+    """--device tpu was a traceback with exit 3 (and left files in the run folder)."""
+    for args in (["extract", "--videos", clips, "--store", tmp_path / "s", "-e", "pixels"],
+                 ["train", "--store", store, "--labels", tmp_path / "l.csv", "-o", tmp_path / "r", "--inputs", "pixels"],
+                 ["evaluate", tmp_path / "r", "--store", store, "--labels", tmp_path / "l.csv"],
+                 ["predict", tmp_path / "r", "--store", store, "-o", tmp_path / "p.parquet"],
+                 ["search", "a cat", "--store", store]):
+        result = invoke(*args, "--device", "tpu")
+        assert result.exit_code == 2 and "--device tpu: choose auto, cpu, cuda, cuda:N or mps" in result.output, (args, result.output)
+    assert not (tmp_path / "s").exists() and not (tmp_path / "r").exists()

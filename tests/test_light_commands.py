@@ -35,9 +35,16 @@ def run_alex(*args, cwd=None) -> tuple[dict, str]:
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
+    """24 digit videos (no audio track) with pixels and audio, and a probe trained for one epoch."""
+    from alex.heads.probe import ProbeOptions
+    from alex.heads.training import train
+
     root = tmp_path_factory.mktemp("light")
-    data = make_moving_digits(root, num_videos=6, frames=6)
-    assert extract(ExtractOptions(videos=data.videos, store=root / "store", encoders=["pixels:8"], workers=0)).exit_code == 0
+    data = make_moving_digits(root, num_videos=24, frames=6)
+    assert extract(ExtractOptions(videos=data.videos, store=root / "store", encoders=["pixels:8", "audio:tiny"],
+                                  workers=0)).exit_code == 0
+    train(ProbeOptions(store=root / "store", labels=data.labels, output=root / "run", inputs=["pixels"], epochs=1,
+                       device="cpu", quiet=True))
     return root, data
 
 
@@ -47,7 +54,7 @@ def test_help_info_query_and_usage_errors_import_no_torch(small_store):
     light = [
         (["--help"], 0, "Usage"),
         (["train", "--help"], 0, "--split-fractions"),
-        (["info", "--store", store], 0, "6 ok"),
+        (["info", "--store", store], 0, "24 ok"),
         (["query", "SELECT count(*) AS n FROM frames", "--store", store, "-f", "csv"], 0, "n"),
         (["query", "SELEC 1", "--store", store], 2, "SQL:"),
         (["train", "--store", store, "--labels", data.labels, "-o", root / "r", "--epochs", "0"], 2, "--epochs 0"),
@@ -55,10 +62,17 @@ def test_help_info_query_and_usage_errors_import_no_torch(small_store):
         (["train", "--store", store, "--labels", root / "none.csv", "-o", root / "r", "--inputs", "pixels"], 2, "none.csv"),
         (["train", "--store", store, "--labels", data.labels, "-o", root / "r", "--inputs", "clip"], 2, "clip"),
         (["evaluate", root / "norun", "--store", store, "--labels", data.labels], 2, "not a finished run"),
+        (["evaluate", root / "run", "--store", store, "--labels", root / "none.csv"], 2, "none.csv"),
+        (["predict", root / "run", "--store", root / "nope", "-o", root / "p.parquet"], 2, "no store"),
+        (["train", "--store", store, "--labels", data.labels, "-o", root / "run", "--inputs", "pixels", "--resume",
+          "--seed", "5"], 2, "--seed 0 (now 5)"),
+        (["extract", "--videos", data.videos, "-e", "audio:abc", "--store", root / "s3"], 2, "audio:abc"),
+        (["extract", "--videos", data.videos, "-e", "pixels:8", "-e", "audio:tiny", "--store", store, "--workers", "0"],
+         0, "24 already up to date"),
         (["extract", "--videos", root / "nope"], 2, "no such file or folder"),
         (["extract", "--videos", data.videos, "-e", "nosuch", "--store", root / "s2"], 2, "unknown encoder family"),
         (["extract", "--videos", data.videos, "-e", "pixels:8", "--store", store, "--fps", "3"], 2, "different sampling"),
-        (["extract", "--videos", data.videos, "-e", "pixels:8", "--store", store, "--workers", "0"], 0, "6 already up to date"),
+        (["extract", "--videos", data.videos, "-e", "pixels:8", "--store", store, "--workers", "0"], 0, "24 already up to date"),
     ]
     for args, code, says in light:
         probe, output = run_alex(*args)

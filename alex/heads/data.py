@@ -124,7 +124,7 @@ def empty_split_message(table: LabelTable, split: str, splits: dict[str, list[st
     reasons = count_reasons([states[v] for v in labelled])
     reasons = {reason: n for reason, n in reasons.items() if n}
     if not reasons:
-        return f"{head}; add a 'split' column or change --split fractions"
+        return f"{head}; add a 'split' column to the labels file, or train with other --split-fractions"
     why = "; ".join(f"{n} {reason}: {REMEDIES[reason]}" for reason, n in reasons.items())
     return f"{head}: its {len(labelled)} labelled video(s) cannot be used with inputs {','.join(inputs)}: {why}"
 

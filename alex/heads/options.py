@@ -18,6 +18,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
+from alex.devices import check_device
 from alex.errors import UsageError
 
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -132,7 +133,9 @@ class TrainOptions:
                                                    "always change).")
     head_config: dict[str, Any] = option(default_factory=dict, flags=("--set",), metavar="KEY=VALUE",
                                          help="Head config key=value (repeatable), e.g. --set num_queries=4.")
-    quiet: bool = option(False, flags=("--quiet", "-q"), help="No progress bar.")
+    quiet: bool = option(False, flags=("--quiet", "-q"),
+                         help="No progress: no bar or epoch table on a terminal, no status lines elsewhere (every "
+                              "$ALEX_PROGRESS_INTERVAL s, default 30).")
 
     def __post_init__(self) -> None:
         self.store, self.labels, self.output = Path(self.store), Path(self.labels), Path(self.output)
@@ -151,6 +154,7 @@ class TrainOptions:
         if not 0 <= self.warmup < 1:
             raise UsageError(f"--warmup {self.warmup}: a fraction of the training steps, in [0, 1)")
         check_choices(self)
+        check_device(self.device)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -175,6 +179,7 @@ class EvaluateOptions:
 
     def __post_init__(self) -> None:
         self.run, self.store, self.labels = Path(self.run), Path(self.store), Path(self.labels)
+        check_device(self.device)
         check_batch_size(self.batch_size)
         check_choices(self)
 
@@ -201,6 +206,7 @@ class PredictOptions:
             self.questions = Path(self.questions)
             if self.prompt is not None:
                 raise UsageError("choose one of --prompt (one question for every video) and --questions FILE")
+        check_device(self.device)
         check_batch_size(self.batch_size)
 
 

@@ -20,6 +20,9 @@ def preflight(options: TrainOptions) -> None:
     run_dir = Path(options.output)
     if not options.resume and (run_dir / TRAINING_CONFIG).exists():
         raise UsageError(f"{run_dir} already holds a run; choose another --output or pass --resume to continue it")
+    if not options.resume and any((run_dir / CHECKPOINTS).glob("checkpoint-*")):
+        raise UsageError(f"{run_dir} holds the checkpoints of an unfinished run; pass --resume to continue it, or "
+                         "choose another --output (or delete the folder) to start a new one")
     if options.resume and not any((run_dir / CHECKPOINTS).glob("checkpoint-*")):
         raise UsageError(f"--resume: {run_dir} has no checkpoint to resume from")
     with open_store(options.store) as store:

@@ -29,12 +29,12 @@ from alex import __version__
 from alex.errors import UsageError
 from alex.heads.data import select_labelled, usable_videos
 from alex.heads.inputs import check_signature, input_signature
-from alex.heads.labels import read_questions
+from alex.heads.labels import read_questions, read_table
 from alex.heads.options import EvaluateOptions, PredictOptions, TrainOptions
 from alex.heads.plots import plot_training_curve
 from alex.heads.preflight import CHECKPOINTS, TRAINING_CONFIG, preflight
 from alex.heads.registry import head_family
-from alex.heads.resume import check_resume, remember_options, started_options
+from alex.heads.resume import check_resume, model_differences, remember_options, started_options
 from alex.store.reader import open_store
 
 METRICS = "metrics.json"
@@ -145,14 +145,13 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
     returns the metrics written to ``metrics.json``. Bad input stops before training, and before
     torch and transformers are imported (a usage error is reported at once)."""
     preflight(options)
-    family = head_family(options.head)
     run_dir = Path(options.output)
-    last = last_checkpoint(run_dir, options.resume)
-    requested = options.to_json()
-    if last is not None:
+    if options.resume:  # before anything heavy is imported: a refusal comes at once
         changed = check_resume(run_dir, started_options(run_dir, CHECKPOINTS, TRAINING_CONFIG), options)
         if changed:
             say(f"resuming {run_dir} with changed options: {'; '.join(changed)}")
+    family = head_family(options.head)
+    last = last_checkpoint(run_dir, options.resume)
     with open_store(options.store) as store:
         signature = input_signature(store, options.inputs)
         table = family.read_targets(options.labels, options.split_fractions, getattr(options, "task", None))
@@ -164,15 +163,19 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
         transformers.utils.logging.disable_progress_bar()
         transformers.set_seed(options.seed)  # the head's initial weights, then the data order
         model, processor = family.build(options, store, table, selection, signature)
+        if last is not None:
+            model_differences(run_dir, type(model.config).from_pretrained(last).to_dict(), model.config.to_dict())
         datasets = {}
         for split, ids in selection.splits.items():
             item_ids, extras = family.items(store, ids, table, model, train=split == "train")
             datasets[split] = family.dataset(store, item_ids, options.inputs, split == "train", extras, model)
-    remember_options(run_dir, CHECKPOINTS, requested)
+    if last is None:
+        remember_options(run_dir, CHECKPOINTS, options)
     try:
         trainer = fit(model, options, run_dir, datasets["train"], datasets["validation"], family.collator(processor, model, options),
                       last, family, say=say)
         history = list(trainer.state.log_history)
+        remember_options(run_dir, CHECKPOINTS, options)  # a resumed run holds these options from now on
         model = family.finish(trainer.model, options).eval()
         save_run(run_dir, model, processor, {
             **options.to_json(), "alex_version": __version__, "inputs_signature": signature,
@@ -226,15 +229,30 @@ class Run:
         return list(self.training["inputs"])
 
 
+def finished_training(run_dir: Path) -> dict[str, Any]:
+    """The training config of a finished run (light: no model is loaded)."""
+    path = Path(run_dir) / TRAINING_CONFIG
+    if not path.is_file():
+        raise UsageError(f"{run_dir} is not a finished run: {TRAINING_CONFIG} is missing (train one with `alex train`)")
+    return json.loads(path.read_text())
+
+
+def check_run_inputs(run_dir: Path, store: Path, labels: Path | None = None) -> None:
+    """What evaluate and predict can refuse before a model loads: a run folder that holds no finished
+    run, a store without the run's inputs as it trained on them, a labels file that cannot be read."""
+    training = finished_training(run_dir)
+    with open_store(store) as opened:
+        check_signature(opened, training["inputs_signature"])
+    if labels is not None:
+        read_table(labels)
+
+
 def load_run(run_dir: str | Path) -> Run:
     """A finished run: the model exactly as trained (``AutoModel.from_pretrained``), its processor."""
     from alex.heads.auto import register_auto_classes
 
     run_dir = Path(run_dir)
-    path = run_dir / TRAINING_CONFIG
-    if not path.is_file():
-        raise UsageError(f"{run_dir} is not a finished run: {TRAINING_CONFIG} is missing (train one with `alex train`)")
-    training = json.loads(path.read_text())
+    training = finished_training(run_dir)
     family = head_family(training.get("head", ""))
     register_auto_classes()
     from transformers import AutoModel
@@ -247,6 +265,7 @@ def evaluate(run: str | Path, store: str | Path, labels: str | Path, **options: 
     """Metrics of a trained head on one split of a labels file (the run's own split rule). Keyword
     options: those of ``EvaluateOptions`` (split, device, batch_size)."""
     opts = EvaluateOptions(run=run, store=store, labels=labels, **options)
+    check_run_inputs(opts.run, opts.store, opts.labels)
     loaded = load_run(opts.run)
     family, model = loaded.family, loaded.model
     with open_store(opts.store) as store:
@@ -270,6 +289,7 @@ def predict(run: str | Path, store: str | Path, output: str | Path, **options: A
     """Predictions for every usable video of a store, as Parquet joinable with ``videos`` on video_id.
     Keyword options: those of ``PredictOptions`` (device, batch_size, prompt)."""
     opts = PredictOptions(run=run, store=store, output=output, **options)
+    check_run_inputs(opts.run, opts.store, opts.questions)
     loaded = load_run(opts.run)
     family, model = loaded.family, loaded.model
     if (opts.prompt is not None or opts.questions is not None) and not family.takes_prompt:

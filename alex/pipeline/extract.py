@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from alex import __version__
+from alex.devices import check_device
 from alex.errors import UsageError
 from alex.pipeline.encoders import DEFAULT_ENCODER, build_encoder, encoder_class, resolve_device
 from alex.pipeline.encoders.spec import EncoderSpec
@@ -133,6 +134,7 @@ def extract(options: ExtractOptions) -> ExtractReport:
         raise UsageError(f"--dtype {options.dtype}: choose one of {', '.join(STORE_DTYPES)}")
     if options.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
+    check_device(options.device)
     for flag, value in (("--clip-frames", options.clip_frames), ("--clip-stride", options.clip_stride)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1, got {value}")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from alex.devices import check_device
 from alex.errors import UsageError
 from alex.pipeline.encoders import build_encoder, encoder_class, resolve_device
 from alex.pipeline.encoders.spec import EncoderSpec
@@ -18,6 +19,7 @@ def text_encoders(encoders: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def search_text(store: str | Path, text: str, k: int = 10, encoder: str | None = None, device: str = "auto") -> list[dict[str, Any]]:
+    check_device(device)
     with open_store(store) as s:
         candidates = text_encoders(s.encoders)
         if encoder is None:

@@ -41,7 +41,9 @@ def attach_views(con: duckdb.DuckDBPyConnection, files: dict[str, Path]) -> list
     taken = {name.lower() for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
     resolved = []
     for name, file in files.items():
-        if name.lower() in taken or name.startswith("_"):
+        if name.startswith("_"):
+            raise UsageError(f"--attach {name}=...: names starting with _ are kept for the store's own views; choose another")
+        if name.lower() in taken:
             raise UsageError(f"--attach {name}=...: {name} is a view of the store already; choose another name")
         path = file.resolve()
         reader = READERS[path.suffix.lower()]

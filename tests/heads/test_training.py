@@ -1,4 +1,5 @@
 import json
+import shutil
 import subprocess
 import sys
 
@@ -100,27 +101,39 @@ def test_resume_continues_from_the_last_checkpoint(digits, tmp_path):
         train(options(digits, tmp_path / "fresh", resume=True))
 
 
-def test_resume_refuses_other_options_unless_told(digits, tmp_path):
+def test_resume_refuses_other_options_unless_told(digits, tmp_path, monkeypatch):
     """A resume with other --inputs replaced a good probe with a wrong one, exit 0 (issue 13)."""
     data, store = digits
     run = tmp_path / "r"
-    base = ["train", "--store", store, "--labels", data.labels, "-o", run, "--inputs", "p32", "--hidden-size", "64",
-            "--device", "cpu", "-q"]
-    invoke = lambda *extra: CliRunner().invoke(app, [str(a) for a in [*base, *extra]])  # noqa: E731
+    base = ["--labels", data.labels, "-o", run, "--inputs", "p32", "--hidden-size", "64", "--device", "cpu", "-q"]
+    invoke = lambda *extra, store=store: CliRunner().invoke(app, [str(a) for a in ["train", "--store", store, *base, *extra]])  # noqa: E731
     assert invoke("--epochs", "1").exit_code == 0
     before = (run / "model.safetensors").read_bytes()
-    refused = invoke("--epochs", "1", "--resume", "--inputs", "clip", "--lr", "0.01", "--hidden-size", "32")
+    refused = invoke("--epochs", "1", "--resume", "--inputs", "clip", "--lr", "0.01", "--allow-config-change")
     assert refused.exit_code == 2, refused.output
-    assert "--inputs p32 (now clip)" in refused.output and "--lr 0.001 (now 0.01)" in refused.output
-    assert "--hidden-size 64 (now 32)" in refused.output and "--allow-config-change" in refused.output
+    assert "--inputs p32 (now clip) (defines the model)" in refused.output  # never, even when allowed
+    assert "--lr 0.001 (now 0.01) (the checkpoint's optimizer restores it)" in refused.output
+    asked = invoke("--epochs", "1", "--resume", "--batch-size", "16", "--seed", "3")
+    assert asked.exit_code == 2 and "--batch-size 32 (now 16); --seed 0 (now 3)" in asked.output, asked.output
+    assert "--allow-config-change" in asked.output
+    wider = invoke("--epochs", "2", "--resume", "--allow-config-change", "--hidden-size", "32")
+    assert wider.exit_code == 2 and "hold another model than these options build: hidden_size 64 (now 32)" in wider.output, wider.output
     assert (run / "model.safetensors").read_bytes() == before  # nothing touched
-    # What only says how long or where to run may change; the same options resume.
-    assert invoke("--epochs", "2", "--resume", "--patience", "9", "--workers", "0").exit_code == 0
-    allowed = invoke("--epochs", "3", "--resume", "--lr", "0.01", "--allow-config-change")
+    # What only says how long or where to run may change; the same store spelled another way is the same store.
+    monkeypatch.chdir(store.parent)
+    assert invoke("--epochs", "2", "--resume", "--patience", "9", "--workers", "0", store=f"./{store.name}/").exit_code == 0
+    allowed = invoke("--epochs", "3", "--resume", "--batch-size", "16", "--allow-config-change")
     assert allowed.exit_code == 0, allowed.output
-    assert "changed options: --lr 0.001 (now 0.01)" in allowed.output
+    assert "changed options: --batch-size 32 (now 16)" in allowed.output
     saved = json.loads((run / "training_config.json").read_text())
-    assert saved["learning_rate"] == 0.01 and saved["epochs"] == 3
+    assert saved["batch_size"] == 16 and saved["epochs"] == 3
+    assert invoke("--epochs", "4", "--resume", "--batch-size", "16").exit_code == 0  # the run holds batch 16 now
+    # A new run into the folder of an unfinished one would mix their checkpoints.
+    (tmp_path / "unfinished").mkdir()
+    shutil.copytree(run / "checkpoints", tmp_path / "unfinished" / "checkpoints")
+    fresh = CliRunner().invoke(app, [str(a) for a in ["train", "--store", store, *base[:2], "-o", tmp_path / "unfinished",
+                                                      "--inputs", "clip", "-q"]])
+    assert fresh.exit_code == 2 and "holds the checkpoints of an unfinished run" in fresh.output
 
 
 def test_early_stopping_on_the_validation_metric(digits, tmp_path):

@@ -62,7 +62,8 @@ def test_the_interval_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv(INTERVAL_ENV, "2.5")
     assert status_interval() == 2.5 and status_interval(7) == 7
     monkeypatch.setenv(INTERVAL_ENV, "soon")
-    assert status_interval() == DEFAULT_INTERVAL_S
+    with pytest.warns(UserWarning, match="ALEX_PROGRESS_INTERVAL='soon' is not a number"):
+        assert status_interval() == DEFAULT_INTERVAL_S
     assert [format_duration(s) for s in (0, 45, 190, 7500)] == ["0s", "45s", "3m10s", "2h05m"]
 
 

@@ -13,15 +13,17 @@ pooled vector in ``frames`` is its mean over time. ``audio`` has 64 mel bins, ``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from alex.errors import EncoderSpecError
 from alex.pipeline.encoders.base import EncoderOutput
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.steps import StepSpec
+
+if TYPE_CHECKING:  # checking a spec (a usage error, a no-op rerun) needs no torch
+    import torch
 
 SAMPLE_RATE = 16000
 N_FFT = 400  # 25 ms
@@ -80,10 +82,9 @@ class AudioEncoder:
         self.dim = self.n_mels
         self.steps = StepSpec("audio", features=LogMel(self.n_mels), rate=SAMPLE_RATE)
 
-    @torch.no_grad()
     def encode(self, batch: torch.Tensor) -> EncoderOutput:
         """(B, frames, n_mels) log-mel windows -> pooled (B, n_mels) mean over time, and the windows."""
-        logmel = batch.float()
+        logmel = batch.detach().float()
         return EncoderOutput(pooled=logmel.mean(dim=1), arrays={"logmel": logmel})
 
     def config(self) -> dict[str, Any]:
