@@ -250,7 +250,7 @@ def _human_bytes(n: int) -> str:
 
 @app.command(cls=alex_command("query"), epilog=epilog("query"))
 def query(
-    sql: str = typer.Argument(..., help="SQL over the views videos, frames and encoders."),
+    sql: str = typer.Argument(..., help="SQL over the views videos, frames, items (per video and encoder: status, steps, error) and encoders."),
     store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder."),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of standard output."),
@@ -260,7 +260,7 @@ def query(
         help="Make a Parquet, CSV or JSON Lines file a view NAME beside the store's (repeatable), e.g. "
              "--attach preds=preds.parquet to join `alex predict` output with videos; still read-only."),
 ) -> None:
-    """Run read-only SQL (DuckDB) over a store's views videos, frames, encoders (and attached files)."""
+    """Run read-only SQL (DuckDB) over a store's views videos, frames, items, encoders (and attached files)."""
     from alex.store.attach import parse_attachments
     from alex.store.export import write_result
     from alex.store.reader import open_store

@@ -70,6 +70,11 @@ def test_silent_videos_are_no_audio_in_the_videos_view_and_info_and_not_a_failur
                              "--store", store, "-f", "json").output)
     assert {r["video_id"]: r["no_audio"] for r in rows} == {v: (["audio"] if v in silent else []) for v in LOUD + SILENT}
     assert {r["status"] for r in rows} == {"ok"}
+    items = json.loads(invoke("query", "SELECT video_id, encoder, status, steps FROM items ORDER BY ALL",
+                              "--store", store, "-f", "json").output)  # per-encoder step counts
+    assert {(r["video_id"], r["encoder"]): (r["status"], r["steps"]) for r in items} == {
+        **{(v, "pixels"): ("ok", 2) for v in LOUD + SILENT},  # 1-s videos at --fps 2
+        **{(v, "audio"): ("no_audio", 0) if v in silent else ("ok", 2) for v in LOUD + SILENT}}
     queried = json.loads(invoke("query", "SELECT video_id FROM videos WHERE list_contains(no_audio, 'audio') ORDER BY 1",
                                 "--store", store, "-f", "json").output)
     assert [r["video_id"] for r in queried] == sorted(silent)

@@ -25,7 +25,8 @@ has no audio stream, without ``--audio-dir``, gets an item of status ``no_audio`
 no features: the video is fine, it is done (a rerun does not extract it again; a rerun with
 ``--audio-dir`` does, from the paired file), and it is not a failure. The ``videos`` view shows
 it as the column ``no_audio``, the list of the video's encoders in that state (empty when none):
-``SELECT video_id FROM videos WHERE list_contains(no_audio, 'audio')``. The state is a value of
+``SELECT video_id FROM videos WHERE list_contains(no_audio, 'audio')``; the ``items`` view gives
+every (video, encoder) its state and step count (``status``, ``steps``, ``error``). The state is a value of
 the items' ``status`` column, so stores written before it existed open as they are (their silent
 videos read as ``ok`` items with 0 steps).
 """

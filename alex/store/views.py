@@ -153,6 +153,8 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path, config: dict[str, A
     con.execute(f"CREATE VIEW _items_live AS SELECT * FROM _items_latest WHERE status = '{STATUS_OK}'")
     con.execute(f"CREATE VIEW _item_errors AS SELECT * FROM _items_latest WHERE status = '{STATUS_ERROR}'")
     con.execute(f"CREATE VIEW _items_no_audio AS SELECT * FROM _items_latest WHERE status = '{STATUS_NO_AUDIO}'")
+    # Public: one row per (video, encoder) of the live file version, its state and step count.
+    con.execute("CREATE VIEW items AS SELECT video_id, encoder, status, num_steps AS steps, error FROM _items_latest")
     _create_videos_view(con)
     # Items that are neither live nor no_audio may have frames rows that are no longer live.
     superseded = con.execute(
