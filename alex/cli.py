@@ -130,7 +130,11 @@ def extract(
         " with .wav or .flac for its suffix, instead of the container's track (CREMA-D ships AudioWAV/ beside "
         "VideoFlash/). A missing or broken file fails only those encoders for that video.",
     ),
-    dtype: str = typer.Option("float16", "--dtype", help="Stored float type: float16 or float32."),
+    dtype: str = typer.Option(
+        "auto", "--dtype",
+        help="The encoders' precision: auto (bf16 on a CPU with native bf16 and on a GPU that has it, fp16 on an older "
+             "GPU, fp32 elsewhere), fp32, bf16 or fp16. Recorded per encoder; a rerun keeps an encoder's own."),
+    store_dtype: str = typer.Option("float16", "--store-dtype", help="Stored float type of the features: float16 or float32."),
     glob: Optional[List[str]] = typer.Option(None, "--glob", help="Select files by glob relative to --videos (repeatable) instead of by video extension."),
     retry_errors: bool = flag("retry-errors", help="Try again the videos that failed in an earlier run."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -143,11 +147,15 @@ def extract(
     """Decode videos once, run frozen encoders on frames sampled by time, write a feature store."""
     if fps is not None and num_frames is not None:
         _usage_error("choose one of --fps and --num-frames")
+    if dtype in ("float16", "float32"):  # what --dtype meant before it named the encoders' precision
+        err.print(f"note: --dtype {dtype} is now --store-dtype {dtype}; --dtype is the encoders' precision (the old "
+                  "spelling is accepted until the next release)", highlight=False)
+        dtype, store_dtype = "auto", dtype
     from alex.pipeline.extract import ExtractOptions, extract as run_extract
 
     options = ExtractOptions(
         videos=videos, store=store, encoders=list(encoder or []) or ["clip"], fps=fps if fps is not None else 1.0,
-        num_frames=num_frames, dtype=dtype, globs=list(glob or []) or None, retry_errors=retry_errors,
+        num_frames=num_frames, dtype=dtype, store_dtype=store_dtype, globs=list(glob or []) or None, retry_errors=retry_errors,
         device=device, batch_size=batch_size, workers=workers, quiet=quiet, shard_videos=shard_size,
         clip_frames=clip_frames, clip_stride=clip_stride, keep_tokens=keep_tokens, views=views, seed=seed,
         audio_dir=audio_dir,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from alex import __version__
 from alex.devices import check_device
 from alex.errors import UsageError
 from alex.pipeline.encoders import DEFAULT_ENCODER, build_encoder, encoder_class, resolve_device
+from alex.pipeline.encoders.precision import COMPUTE_DTYPES, LEGACY_COMPUTE_DTYPE, check_compute_dtype, resolve_compute_dtype
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.listing import VIDEO_EXTENSIONS, VideoFile, fingerprint, list_videos
 from alex.pipeline.progress import ExtractProgress
@@ -49,7 +51,8 @@ class ExtractOptions:
     encoders: list[str] = field(default_factory=lambda: [DEFAULT_ENCODER])
     fps: float | None = 1.0
     num_frames: int | None = None
-    dtype: str = "float16"
+    dtype: str = "auto"  # the encoders' precision: auto, fp32, bf16, fp16 (alex.pipeline.encoders.precision)
+    store_dtype: str = "float16"  # the stored float type of features: float16 or float32
     globs: list[str] | None = None
     retry_errors: bool = False
     device: str = "auto"
@@ -130,8 +133,7 @@ def parse_encoders(texts: list[str]) -> list[EncoderSpec]:
 def extract(options: ExtractOptions) -> ExtractReport:
     """Run one extraction. Configuration errors raise before anything is written."""
     started = time.perf_counter()
-    if options.dtype not in STORE_DTYPES:
-        raise UsageError(f"--dtype {options.dtype}: choose one of {', '.join(STORE_DTYPES)}")
+    compute, store_dtype = _dtypes(options)
     if options.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
     check_device(options.device)
@@ -148,21 +150,28 @@ def extract(options: ExtractOptions) -> ExtractReport:
         raise UsageError(f"--audio-dir {options.audio_dir}: no such folder")
     if not Path(options.videos).exists():  # before any encoder's weights are looked for
         raise UsageError(f"--videos {options.videos}: no such file or folder")
+    existing = read_store_config(store) if (store / STORE_JSON).exists() else None
     identities, samplings = {}, {}
     for spec in specs:
-        identity = encoder_class(spec.family).identity(spec, **clip_options)
+        family = encoder_class(spec.family)
+        identity = family.identity(spec, **clip_options)
         clip = identity.pop("clip", {})  # clip encoders: clip length and stride are part of the sampling
         own = identity.pop("sampling", None)  # an encoder that eats frames at the model's own rate
         if own is not None:
             samplings[spec.name] = Sampling(**own)
         views = {"views": options.views, "views_seed": options.seed} if options.views > 1 and not clip and spec.family != "audio" else {}
         run_sampling = samplings.get(spec.name, sampling).to_dict()
-        identities[spec.name] = {**identity, "sampling": {**run_sampling, **clip, **views}, "dtype": options.dtype}
-    existing = read_store_config(store) if (store / STORE_JSON).exists() else None
+        identities[spec.name] = {**identity, "sampling": {**run_sampling, **clip, **views}, "dtype": store_dtype}
+        if getattr(family, "has_model", False):
+            stored = (existing or {}).get("encoders", {}).get(spec.name)
+            identities[spec.name]["compute_dtype"] = _compute_dtype(compute, stored, options.device)
     if existing is not None:
         for name, identity in identities.items():
             if name in existing["encoders"]:
-                check_encoder_compatible(name, existing["encoders"][name], identity, store)
+                stored = existing["encoders"][name]
+                if "compute_dtype" in identity and "compute_dtype" not in stored:  # written before --dtype
+                    stored = {**stored, "compute_dtype": LEGACY_COMPUTE_DTYPE}
+                check_encoder_compatible(name, stored, identity, store)
     report = ExtractReport(store=store, encoders=list(identities))
     listing = list_videos(options.videos, options.globs)
     if not listing.videos:
@@ -179,7 +188,9 @@ def extract(options: ExtractOptions) -> ExtractReport:
 
     device = resolve_device(options.device)
     needed = {name for v in videos for name in v.encoders} | (set() if existing else set(identities))
-    encoders = {spec.name: build_encoder(spec, device, **clip_options) for spec in specs if spec.name in needed}
+    encoders = {spec.name: build_encoder(spec, device, compute_dtype=identities[spec.name].get("compute_dtype", "fp32"),
+                                         **clip_options)
+                for spec in specs if spec.name in needed}
     with StoreWriter(store, shard_videos=options.shard_videos) as writer:
         for name, encoder in encoders.items():
             if name not in writer.config["encoders"]:
@@ -191,6 +202,27 @@ def extract(options: ExtractOptions) -> ExtractReport:
             _Run(options, writer, encoders, videos, sampling, device, report, samplings).run()
     report.profile["wall_s"] = time.perf_counter() - started
     return report
+
+
+def _dtypes(options: ExtractOptions) -> tuple[str, str]:
+    """(the encoders' precision, the stored float type). ``dtype`` named the stored type before it
+    named the precision: ``float16`` / ``float32`` there still mean that, with a warning."""
+    compute, store_dtype = options.dtype, options.store_dtype
+    if compute in STORE_DTYPES:
+        warnings.warn(f"dtype={compute!r} is now store_dtype (--store-dtype); dtype is the encoders' precision "
+                      f"({', '.join(COMPUTE_DTYPES)})", DeprecationWarning, stacklevel=3)
+        compute, store_dtype = "auto", compute
+    if store_dtype not in STORE_DTYPES:
+        raise UsageError(f"--store-dtype {store_dtype}: choose one of {', '.join(STORE_DTYPES)}")
+    return check_compute_dtype(compute), store_dtype
+
+
+def _compute_dtype(requested: str, stored: dict[str, Any] | None, device: str) -> str:
+    """The precision a model encoder runs in: ``auto`` keeps an existing encoder's own (one name never
+    mixes precisions, and a rerun needs no torch to know it), else what suits the device."""
+    if requested == "auto" and stored is not None:
+        return stored.get("compute_dtype", LEGACY_COMPUTE_DTYPE)
+    return resolve_compute_dtype(requested, resolve_device(device)) if requested == "auto" else requested
 
 
 def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry_errors: bool,

@@ -34,7 +34,8 @@ def search_text(store: str | Path, text: str, k: int = 10, encoder: str | None =
         elif encoder not in candidates:
             raise UsageError(f"encoder '{encoder}' cannot embed text; text encoders in {store}: {', '.join(candidates) or 'none'}")
         cfg = s.encoders[encoder]
-        model = build_encoder(EncoderSpec(encoder, cfg["family"], cfg.get("model"), cfg.get("weights")), resolve_device(device))
+        model = build_encoder(EncoderSpec(encoder, cfg["family"], cfg.get("model"), cfg.get("weights")), resolve_device(device),
+                              compute_dtype=cfg.get("compute_dtype", "fp32"))  # the text tower in the image tower's precision
         vector = model.encode_text([text])[0].cpu().numpy()  # (D,)
         relation = s.search(vector, encoder, k, cache=False)  # one query: scan the Parquet directly
         columns = relation.columns

@@ -12,7 +12,7 @@ from alex.errors import EncoderConflictError, StoreFormatError, UsageError
 from alex.store.layout import FORMAT_NAME, FORMAT_VERSION, STORE_JSON
 
 # Fields that make two extractions under one encoder name the same features.
-IDENTITY_KEYS = ("family", "model", "weights", "sampling", "dtype", "tokens")
+IDENTITY_KEYS = ("family", "model", "weights", "sampling", "dtype", "compute_dtype", "tokens")
 
 ENCODER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
@@ -69,7 +69,8 @@ def write_store_config(root: Path, config: dict[str, Any]) -> None:
 def _describe(config: dict[str, Any]) -> str:
     sampling = config.get("sampling", {})
     timing = ", ".join(f"{k}={v}" for k, v in sampling.items() if v is not None)
-    return f"{config.get('spec')} ({timing}, dtype={config.get('dtype')})"
+    precision = f", computed in {config['compute_dtype']}" if config.get("compute_dtype") else ""
+    return f"{config.get('spec')} ({timing}, dtype={config.get('dtype')}{precision})"
 
 
 def check_encoder_compatible(name: str, stored: dict[str, Any], requested: dict[str, Any], root: Path) -> None:

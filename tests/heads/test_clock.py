@@ -22,7 +22,7 @@ def late(tmp_path_factory):
     root = tmp_path_factory.mktemp("clock")
     video = make_video(root / "v" / "late.ts", num_frames=40, fps=10, container_format="mpegts", noise=True)
     report = extract(ExtractOptions(videos=root / "v", store=root / "s", fps=4.0, clip_frames=4, keep_tokens=True,
-                                    workers=0, dtype="float32",
+                                    workers=0, store_dtype="float32",
                                     encoders=["pixels", "clip:tiny@random", "tubelet:tiny@random", "languagebind:tiny@random"]))
     assert report.exit_code == 0
     return video, root / "s"

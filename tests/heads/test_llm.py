@@ -161,7 +161,7 @@ def test_raw_frames_give_the_outputs_of_their_cached_features(tiny_llama, tmp_pa
     from tests.fixtures.videos import make_video
 
     video = make_video(tmp_path / "v" / "a.mp4", num_frames=30, fps=10, noise=True)
-    extract(ExtractOptions(videos=tmp_path / "v", store=tmp_path / "s", encoders=["clip:tiny@random"], dtype="float32", workers=0))
+    extract(ExtractOptions(videos=tmp_path / "v", store=tmp_path / "s", encoders=["clip:tiny@random"], store_dtype="float32", workers=0))
     tokenizer = word_tokenizer([WORDS])
     processor = AlexProcessor(tokenizer)
     config = AlexForAction.config_class(lm_config=lm_config("llama", len(tokenizer)).to_dict(), inputs=["clip"], input_dim=32,

@@ -69,7 +69,7 @@ def test_extract_end_to_end_with_exact_variable_frame_rate_times(clips, tmp_path
 
 
 def test_num_frames_and_float32(clips, tmp_path):
-    report = run(clips, tmp_path / "s", encoders=["pixels"], fps=None, num_frames=4, dtype="float32")
+    report = run(clips, tmp_path / "s", encoders=["pixels"], fps=None, num_frames=4, store_dtype="float32")
     assert report.exit_code == 0
     with alex.open_store(tmp_path / "s") as s:
         times = [r[0] for r in s.sql("SELECT t_start FROM frames WHERE video_id='a.mp4' ORDER BY index").fetchall()]

@@ -19,6 +19,7 @@ import torch
 
 from alex.errors import EncoderSpecError, UsageError
 from alex.pipeline.encoders.base import RANDOM_SEED, seeded
+from alex.pipeline.encoders.precision import torch_dtype
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.encoders.transforms import ResizeCrop
 from alex.pipeline.steps import StepSpec
@@ -125,6 +126,8 @@ def _quiet_root_logger() -> Iterator[None]:
 class ClipEncoder:
     """open_clip image tower -> pooled embedding (``encode_image``); its text tower serves search."""
 
+    has_model = True  # computes in --dtype (alex.pipeline.encoders.precision)
+
     family = "clip"
 
     @staticmethod
@@ -136,7 +139,7 @@ class ClipEncoder:
         text = f"clip:{model}@{weights}" if weights else f"clip:{model}"
         return {"family": "clip", "model": model, "weights": weights or None, "spec": text}
 
-    def __init__(self, spec: EncoderSpec, device: torch.device, **_: Any):
+    def __init__(self, spec: EncoderSpec, device: torch.device, compute_dtype: str = "fp32", **_: Any):
         identity = self._identity = self.identity(spec)
         self.model_name, self.weights = identity["model"], identity["weights"] or ""
         self.device = device
@@ -146,7 +149,8 @@ class ClipEncoder:
                 model = open_clip.create_model(self.model_name, pretrained=None)
         else:
             model = open_clip.create_model(self.model_name, pretrained=pretrained, **kwargs)
-        self.model = model.eval().requires_grad_(False).to(device)
+        self.compute_dtype, self.dtype = compute_dtype, torch_dtype(compute_dtype)
+        self.model = model.eval().requires_grad_(False).to(device=device, dtype=self.dtype)
         pp = dict(getattr(model.visual, "preprocess_cfg", {}))
         size = pp.get("size", model.visual.image_size)
         size = size[0] if isinstance(size, (tuple, list)) and size[0] == size[-1] else size
@@ -173,14 +177,12 @@ class ClipEncoder:
     def normalize(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, h, w, 3) uint8 -> (B, 3, h, w) float, exactly torchvision's ToTensor + Normalize."""
         x = batch.permute(0, 3, 1, 2).float().div_(255.0)
-        return (x - self._mean) / self._std
+        return ((x - self._mean) / self._std).to(self.dtype)  # normalised in float32, then the model's dtype
 
     @torch.no_grad()
     def encode(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, h, w, 3) uint8 -> (B, D) image embeddings (not L2-normalised)."""
-        pixels = self.normalize(batch)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
-            return self.model.encode_image(pixels).float()
+        return self.model.encode_image(self.normalize(batch)).float()
 
     @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
@@ -188,8 +190,7 @@ class ClipEncoder:
         if self._tokenizer is None:
             self._tokenizer = open_clip.get_tokenizer(self.model_name)
         tokens = self._tokenizer(texts).to(self.device)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
-            return self.model.encode_text(tokens).float()
+        return self.model.encode_text(tokens).float()
 
     def config(self) -> dict[str, Any]:
         return {

@@ -19,6 +19,7 @@ import torch
 
 from alex.errors import EncoderSpecError
 from alex.pipeline.encoders.base import RANDOM_SEED, EncoderOutput, seeded
+from alex.pipeline.encoders.precision import torch_dtype
 from alex.pipeline.encoders.hub import check_available, is_local, offline
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.encoders.transforms import ResizeCrop
@@ -58,6 +59,7 @@ def _geometry(config) -> dict[str, int]:
 
 
 class TubeletEncoder:
+    has_model = True  # computes in --dtype (alex.pipeline.encoders.precision)
     family = "tubelet"
 
     @staticmethod
@@ -80,7 +82,7 @@ class TubeletEncoder:
                 "clip": {"clip_frames": frames, "clip_stride": clip_stride or frames}}
 
     def __init__(self, spec: EncoderSpec, device: torch.device, clip_frames: int | None = None,
-                 clip_stride: int | None = None, **_: Any):
+                 clip_stride: int | None = None, compute_dtype: str = "fp32", **_: Any):
         from transformers import AutoModel, VJEPA2Model, VideoMAEModel
 
         self._identity = self.identity(spec, clip_frames, clip_stride)
@@ -93,7 +95,8 @@ class TubeletEncoder:
                 model = cls(self.hf_config)
         else:
             model = AutoModel.from_pretrained(model_name, local_files_only=offline(model_name))
-        self.model = model.eval().requires_grad_(False).to(device)
+        self.compute_dtype, self.dtype = compute_dtype, torch_dtype(compute_dtype)
+        self.model = model.eval().requires_grad_(False).to(device=device, dtype=self.dtype)
         geometry = _geometry(self.hf_config)
         self.size, self.patch, self.tubelet = geometry["size"], geometry["patch"], geometry["tubelet"]
         self.preprocess = self._preprocessing(model_name)
@@ -123,10 +126,8 @@ class TubeletEncoder:
     def encode(self, batch: torch.Tensor) -> EncoderOutput:
         """(B, T, h, w, 3) uint8 clips -> pooled (B, D) and tokens (B, T/tubelet, h/patch, w/patch, D)."""
         x = batch.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, T, 3, h, w)
-        x = (x - self._mean) / self._std
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
-            tokens = self.forward_pixels(x)  # (B, N, D)
-        tokens = tokens.float()
+        x = ((x - self._mean) / self._std).to(self.dtype)  # normalised in float32, then the model's dtype
+        tokens = self.forward_pixels(x).float()  # (B, N, D)
         grid = tokens.reshape(tokens.shape[0], *self.grid, self.dim)  # (B, t, h, w, D)
         return EncoderOutput(pooled=tokens.mean(dim=1), arrays={"tokens": grid})
 

@@ -20,6 +20,7 @@ import torch
 
 from alex.errors import EncoderSpecError, WeightsUnavailableError
 from alex.pipeline.encoders.base import RANDOM_SEED, EncoderOutput, seeded
+from alex.pipeline.encoders.precision import torch_dtype
 from alex.pipeline.encoders.hub import check_available, is_local, offline
 from alex.pipeline.encoders.languagebind.configuration_languagebind import TINY, LanguageBindVideoConfig
 from alex.pipeline.encoders.languagebind.modeling_languagebind import LanguageBindVideo, convert_state_dict
@@ -72,6 +73,7 @@ def load_weights(model: LanguageBindVideo, name: str) -> None:
 
 
 class LanguageBindEncoder:
+    has_model = True  # computes in --dtype (alex.pipeline.encoders.precision)
     family = "languagebind"
 
     @staticmethod
@@ -92,7 +94,7 @@ class LanguageBindEncoder:
                 "tokens": bool(keep_tokens), "clip": {"clip_frames": frames, "clip_stride": clip_stride or frames}}
 
     def __init__(self, spec: EncoderSpec, device: torch.device, clip_frames: int | None = None,
-                 clip_stride: int | None = None, keep_tokens: bool = False, **_: Any):
+                 clip_stride: int | None = None, keep_tokens: bool = False, compute_dtype: str = "fp32", **_: Any):
         self._identity = self.identity(spec, clip_frames, clip_stride, keep_tokens)
         name = self._identity["model"]
         self.device = device
@@ -101,7 +103,8 @@ class LanguageBindEncoder:
             model = LanguageBindVideo(config)
         if not spec.is_random:
             load_weights(model, name)
-        self.model = model.eval().requires_grad_(False).to(device)
+        self.compute_dtype, self.dtype = compute_dtype, torch_dtype(compute_dtype)
+        self.model = model.eval().requires_grad_(False).to(device=device, dtype=self.dtype)
         self.keep_tokens = self._identity["tokens"]
         clip = self._identity["clip"]
         self.clip_frames, self.clip_stride = clip["clip_frames"], clip["clip_stride"]
@@ -113,9 +116,8 @@ class LanguageBindEncoder:
     @torch.no_grad()
     def encode(self, batch: torch.Tensor) -> EncoderOutput:
         """(B, T, H, W, 3) normalised frames -> joint-space embeddings (B, P) [and tokens (B, T, N, D)]."""
-        pixels = batch.float().permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W), the processor's layout
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.device.type == "cuda"):
-            embedding, tokens = self.model.video_features(pixels, VIDEO_LLAVA_LAYER if self.keep_tokens else None)
+        pixels = batch.to(self.dtype).permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W), the processor's layout
+        embedding, tokens = self.model.video_features(pixels, VIDEO_LLAVA_LAYER if self.keep_tokens else None)
         arrays = {"tokens": tokens.float()} if tokens is not None else {}
         return EncoderOutput(pooled=embedding.float(), arrays=arrays)
 
