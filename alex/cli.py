@@ -199,6 +199,7 @@ def _print_extract_report(report: Any, profile: bool) -> None:
             ("encode", p.get("encode_s", 0.0), "host->device copy and model forward"),
             ("write", p.get("write_s", 0.0), "HDF5 and Parquet writes, commits"),
             ("wait for decoders", p.get("wait_s", 0.0), "encoder idle: decoding is the bottleneck if large"),
+            ("  of which at start", p.get("start_wait_s", 0.0), "models loaded, first frames not decoded yet"),
             ("wall", wall, f"{report.frames / wall if wall else 0:.1f} frames/s"),
         ]
         for stage, seconds, note in rows:

@@ -20,7 +20,9 @@ def attach_image_encoder(model: Any, device: str = "cpu") -> Any:
     spec = getattr(model.config, "image_encoder", None)
     if not spec:
         raise UsageError("this head records no image encoder (train it on a store to get one)")
-    encoder = build_encoder(EncoderSpec.parse(spec), resolve_device(device))
+    # In the precision the store's features were computed in, so raw frames give the cached features.
+    dtype = getattr(model.config, "image_encoder_dtype", None) or "fp32"
+    encoder = build_encoder(EncoderSpec.parse(spec), resolve_device(device), compute_dtype=dtype)
     model.attach_image_encoder(encoder)
     return encoder
 

@@ -9,6 +9,14 @@ Prints wall(extract) / (decode-only + encode-only), the CPU target (<= 1.1), and
 wall(extract) / max(decode-only, encode-only), the GPU target (<= 1.1), with frames/s.
 
     python benchmarks/extraction.py [--encoder clip:ViT-B-32@random] [--device auto] [--workers N]
+
+``--workload issue14`` (issue 14) instead measures, on 200 short clips (2 to 4 s, 320x240 @ 15 fps,
+sampled at 1 fps) and on one 10-minute video: ``alex extract --dtype auto`` as a user runs it (a
+subprocess: start-up included) against (i) decode-only + fp32 encode-only of the same frames and
+(ii) a plain loop that decodes each video and encodes its frames in fp32 (what the usual tools
+do); frames/s, the encoder's achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode on one
+frame) and its share of this machine's measured matmul peak for that dtype. ``--variants`` also
+times encode-only in fp32, bf16, bf16 + channels-last and bf16 + torch.compile.
 """
 
 from __future__ import annotations
@@ -57,7 +65,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=Path("/tmp/alex-bench-extract"))
+    parser.add_argument("--workload", choices=["gradients", "issue14"], default="gradients")
+    parser.add_argument("--variants", action="store_true", help="issue14: also time encoder variants")
     args = parser.parse_args()
+    if args.workload == "issue14":
+        from extraction_issue14 import run_issue14
+
+        run_issue14(args)
+        return
     width, height = map(int, args.size.split("x"))
     workers = default_workers() if args.workers is None else args.workers
     device = resolve_device(args.device)

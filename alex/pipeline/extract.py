@@ -186,20 +186,34 @@ def extract(options: ExtractOptions) -> ExtractReport:
         report.profile["wall_s"] = time.perf_counter() - started
         return report  # nothing to do: the store is not touched
 
-    device = resolve_device(options.device)
-    needed = {name for v in videos for name in v.encoders} | (set() if existing else set(identities))
-    encoders = {spec.name: build_encoder(spec, device, compute_dtype=identities[spec.name].get("compute_dtype", "fp32"),
-                                         **clip_options)
-                for spec in specs if spec.name in needed}
-    with StoreWriter(store, shard_videos=options.shard_videos) as writer:
-        for name, encoder in encoders.items():
-            if name not in writer.config["encoders"]:
-                writer.set_encoder_config(name, {**encoder.config(), **identities[name], "alex_version": __version__})
-        for file, reason in unreadable:
-            writer.fail_video(_row(file, None, STATUS_ERROR, reason))
-            report.failed.append((file.video_id, reason))
-        if videos:
-            _Run(options, writer, encoders, videos, sampling, device, report, samplings).run()
+    workers = default_workers() if options.workers is None else options.workers
+    # Start-up overlapped: the decode processes spawn and import while the models load.
+    pool = ProcessDecoder([], workers) if videos and workers > 0 else None
+    try:
+        device = resolve_device(options.device)
+        needed = {name for v in videos for name in v.encoders} | (set() if existing else set(identities))
+        encoders = {spec.name: build_encoder(spec, device, compute_dtype=identities[spec.name].get("compute_dtype", "fp32"),
+                                             **clip_options)
+                    for spec in specs if spec.name in needed}
+    except BaseException:
+        if pool is not None:
+            pool.close(abort=True)
+        raise
+    try:
+        with StoreWriter(store, shard_videos=options.shard_videos) as writer:
+            for name, encoder in encoders.items():
+                if name not in writer.config["encoders"]:
+                    writer.set_encoder_config(name, {**encoder.config(), **identities[name], "alex_version": __version__})
+            for file, reason in unreadable:
+                writer.fail_video(_row(file, None, STATUS_ERROR, reason))
+                report.failed.append((file.video_id, reason))
+            if videos:
+                run = _Run(options, writer, encoders, videos, sampling, device, report, samplings, pool)
+                pool = None  # the run closes its decoders
+                run.run()
+    finally:
+        if pool is not None:
+            pool.close(abort=True)
     report.profile["wall_s"] = time.perf_counter() - started
     return report
 
@@ -340,7 +354,7 @@ class _Run:
 
     def __init__(self, options: ExtractOptions, writer: StoreWriter, encoders: dict[str, Any],
                  videos: list[_Video], sampling: Sampling, device, report: ExtractReport,
-                 samplings: dict[str, Sampling] | None = None):
+                 samplings: dict[str, Sampling] | None = None, pool: ProcessDecoder | None = None):
         self.options, self.writer, self.encoders, self.report = options, writer, encoders, report
         self.device = device
         self.videos = {v.task_id: v for v in videos}
@@ -358,9 +372,14 @@ class _Run:
             tasks.append(DecodeTask(v.task_id, str(v.file.path), steps, sampling, threads=threads,
                                     fingerprint=v.fingerprint, video_id=v.file.video_id, samplings=own,
                                     audio_path=audio_path, audio_error=audio_error))
-        self.decoder = ProcessDecoder(tasks, workers) if workers > 0 else InlineDecoder(tasks)
+        if pool is not None:  # already started by extract(), while the models loaded
+            pool.add(tasks)
+            self.decoder = pool
+        else:
+            self.decoder = ProcessDecoder(tasks, workers) if workers > 0 else InlineDecoder(tasks)
         self.progress = ExtractProgress(len(videos), quiet=options.quiet)
         self.profile = report.profile
+        self._steps_seen = False
 
     def _steps(self, name: str):
         """The encoder's step spec, with --views augmented views for per-frame encoders."""
@@ -376,7 +395,10 @@ class _Run:
             while True:
                 t0 = time.perf_counter()
                 message = next(messages, StopIteration)
-                self.profile["wait_s"] += time.perf_counter() - t0
+                waited = time.perf_counter() - t0
+                self.profile["wait_s"] += waited
+                if not self._steps_seen:  # the models are loaded; the first frames are not there yet
+                    self.profile["start_wait_s"] += waited
                 if message is StopIteration:
                     break
                 if message is None:  # decoders are busy: do not let the encoder idle
@@ -401,6 +423,7 @@ class _Run:
             video.started = True
             self.writer.begin_video(video.file.video_id)
         elif kind == "steps":
+            self._steps_seen = True
             self._add_steps(video, message[2], message[3])
         elif kind == "item_error":  # this encoder cannot use this video; the others go on
             name, reason = message[2], message[3]

@@ -312,13 +312,21 @@ class ProcessDecoder:
     and a fresh worker takes its place. ``messages()`` yields messages, or None when nothing
     arrived for ``idle_s`` (the caller's cue to encode a partial batch)."""
 
-    def __init__(self, tasks: list[DecodeTask], workers: int, ahead: int = 4, idle_s: float = 0.05, prefetch: int = 2):
+    def __init__(self, tasks: list[DecodeTask], workers: int, ahead: int = 16, idle_s: float = 0.05, prefetch: int = 6):
         self._ctx = mp.get_context("spawn")  # never fork a process that holds torch and threads
-        self._pending = list(reversed(tasks))
-        self._by_id = {t.task_id: t for t in tasks}
-        self._unfinished = set(self._by_id)
+        self._pending: list[DecodeTask] = []
+        self._by_id: dict[int, DecodeTask] = {}
+        self._unfinished: set[int] = set()
         self._ahead, self._idle_s, self._prefetch = ahead, idle_s, prefetch
         self._workers: list[_Worker] = [self._spawn() for _ in range(workers)]
+        self.add(tasks)
+
+    def add(self, tasks: list[DecodeTask]) -> None:
+        """Queue more videos. The pool can start with none: its processes spawn and import while the
+        caller loads its models, and take videos as soon as they are added."""
+        self._pending = list(reversed(tasks)) + self._pending
+        self._by_id.update((t.task_id, t) for t in tasks)
+        self._unfinished.update(t.task_id for t in tasks)
         self._feed()
 
     def _spawn(self) -> _Worker:

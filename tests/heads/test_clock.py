@@ -82,7 +82,9 @@ def test_raw_frames_come_with_times_from_the_first_frame_and_match_the_cached_fe
     from alex.pipeline.encoders.spec import EncoderSpec
 
     video, store_path = late
-    encoder = build_encoder(EncoderSpec.parse("clip:tiny@random"), resolve_device("cpu"))
+    with alex.open_store(store_path) as store:
+        precision = store.encoders["clip"]["compute_dtype"]  # the features were computed in it
+    encoder = build_encoder(EncoderSpec.parse("clip:tiny@random"), resolve_device("cpu"), compute_dtype=precision)
     frames, times = read_frames(video, encoder, fps=4.0)
     np.testing.assert_allclose(times, PIXEL_TIMES, atol=1e-6)
     with torch.no_grad():

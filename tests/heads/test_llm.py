@@ -164,8 +164,11 @@ def test_raw_frames_give_the_outputs_of_their_cached_features(tiny_llama, tmp_pa
     extract(ExtractOptions(videos=tmp_path / "v", store=tmp_path / "s", encoders=["clip:tiny@random"], store_dtype="float32", workers=0))
     tokenizer = word_tokenizer([WORDS])
     processor = AlexProcessor(tokenizer)
+    with alex.open_store(tmp_path / "s") as store:  # the head records the encoder and the precision it computed in
+        precision = store.encoders["clip"]["compute_dtype"]
     config = AlexForAction.config_class(lm_config=lm_config("llama", len(tokenizer)).to_dict(), inputs=["clip"], input_dim=32,
-                            frame_token_id=processor.frame_token_id, action_dim=2, image_encoder="clip:tiny@random")
+                            frame_token_id=processor.frame_token_id, action_dim=2, image_encoder="clip:tiny@random",
+                            image_encoder_dtype=precision)
     torch.manual_seed(0)
     model = AlexForAction(config).eval()
     encoder = attach_image_encoder(model)
@@ -181,6 +184,7 @@ def test_raw_frames_give_the_outputs_of_their_cached_features(tiny_llama, tmp_pa
     torch.testing.assert_close(a.action_predictions, b.action_predictions, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow  # a learning check: in the full suite, not the quick subset
 def test_llm_learns_captions_and_actions_on_digits(tiny_llama, digits, tmp_path):
     data, store = digits
     captions = train(LLMOptions(store=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_llama),

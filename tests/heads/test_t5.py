@@ -139,6 +139,7 @@ def test_collator_prefixes_tokenises_and_masks_padding(tiny_t5):
     assert any("<extra_id_0>" in tokenizer.decode(row) for row in span["input_ids"])
 
 
+@pytest.mark.slow  # a learning check: in the full suite, not the quick subset
 def test_caption_learning_check_and_run_folder(tiny_t5, digits, tmp_path):
     data, store = digits
     metrics = train(T5Options(store=store, labels=data.captions, output=tmp_path / "cap", model=str(tiny_t5),
@@ -247,6 +248,7 @@ def test_a_video_gives_the_same_logits_and_text_alone_and_in_any_batch(checkpoin
         model.generate(**{k: v for k, v in together.items() if k != "labels"}, **generate)[0].tolist()
 
 
+@pytest.mark.slow  # a learning check: in the full suite, not the quick subset
 def test_vl_bart_learns_captions_through_alex_train(tiny_bart, digits, tmp_path):
     data, store = digits
     result = CliRunner().invoke(app, ["train", "--store", str(store), "--labels", str(data.captions), "--head", "t5",

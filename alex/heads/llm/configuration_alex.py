@@ -41,6 +41,7 @@ class AlexTextConfig(PretrainedConfig):
         lm_loss_weight: float = LLMOptions.lm_loss_weight,
         action_loss_weight: float = LLMOptions.action_loss_weight,
         image_encoder: str | None = None,
+        image_encoder_dtype: str | None = None,
         base_model: str | None = None,
         task: str = "caption",
         initializer_range: float = 0.02,
@@ -63,6 +64,7 @@ class AlexTextConfig(PretrainedConfig):
         self.lm_loss_weight = float(lm_loss_weight)
         self.action_loss_weight = float(action_loss_weight)
         self.image_encoder = image_encoder
+        self.image_encoder_dtype = image_encoder_dtype  # the precision the store's features were computed in
         self.base_model = base_model
         self.task = task
         self.initializer_range = initializer_range

@@ -74,7 +74,8 @@ class LLMFamily(HeadFamily):
             lm_config=base.config.to_dict(), inputs=options.inputs, input_dim=signature[name]["dim"], tokens_per_frame=tokens,
             projector_type=options.projector, timestamp_encoding=options.timestamp_encoding,
             frame_token_id=processor.frame_token_id, base_model=base_model, task=options.task,
-            image_encoder=store.encoders[name].get("spec"), lm_loss_weight=options.lm_loss_weight,
+            image_encoder=store.encoders[name].get("spec"), image_encoder_dtype=store.encoders[name].get("compute_dtype"),
+            lm_loss_weight=options.lm_loss_weight,
             action_loss_weight=options.action_loss_weight, lm_mode=options.lm, lm_dtype=dtype, **settings,
         )
         model = (AlexForAction if action else AlexTextModel)(config, language_model=base)
