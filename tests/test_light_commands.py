@@ -35,13 +35,13 @@ def run_alex(*args, cwd=None) -> tuple[dict, str]:
 
 @pytest.fixture(scope="module")
 def small_store(tmp_path_factory):
-    """24 digit videos (no audio track) with pixels and audio, and a probe trained for one epoch."""
+    """24 digit videos (no audio track) with pixels, audio and a tiny CLIP, and a probe trained for one epoch."""
     from alex.heads.probe import ProbeOptions
     from alex.heads.training import train
 
     root = tmp_path_factory.mktemp("light")
     data = make_moving_digits(root, num_videos=24, frames=6)
-    assert extract(ExtractOptions(videos=data.videos, store=root / "store", encoders=["pixels:8", "audio:tiny"],
+    assert extract(ExtractOptions(videos=data.videos, store=root / "store", encoders=["pixels:8", "audio:tiny", "clip:tiny@random"],
                                   workers=0)).exit_code == 0
     train(ProbeOptions(store=root / "store", labels=data.labels, output=root / "run", inputs=["pixels"], epochs=1,
                        device="cpu", quiet=True))
@@ -60,7 +60,7 @@ def test_help_info_query_and_usage_errors_import_no_torch(small_store):
         (["train", "--store", store, "--labels", data.labels, "-o", root / "r", "--epochs", "0"], 2, "--epochs 0"),
         (["train", "--store", root / "nope", "--labels", data.labels, "-o", root / "r"], 2, "no store"),
         (["train", "--store", store, "--labels", root / "none.csv", "-o", root / "r", "--inputs", "pixels"], 2, "none.csv"),
-        (["train", "--store", store, "--labels", data.labels, "-o", root / "r", "--inputs", "clip"], 2, "clip"),
+        (["train", "--store", store, "--labels", data.labels, "-o", root / "r", "--inputs", "nosuch"], 2, "nosuch"),
         (["evaluate", root / "norun", "--store", store, "--labels", data.labels], 2, "not a finished run"),
         (["evaluate", root / "run", "--store", store, "--labels", root / "none.csv"], 2, "none.csv"),
         (["predict", root / "run", "--store", root / "nope", "-o", root / "p.parquet"], 2, "no store"),
@@ -69,6 +69,7 @@ def test_help_info_query_and_usage_errors_import_no_torch(small_store):
         (["extract", "--videos", data.videos, "-e", "audio:abc", "--store", root / "s3"], 2, "audio:abc"),
         (["extract", "--videos", data.videos, "-e", "pixels:8", "-e", "audio:tiny", "--store", store, "--workers", "0"],
          0, "24 already up to date"),
+        (["extract", "--videos", data.videos, "-e", "clip:tiny@random", "--store", store], 0, "24 already up to date"),
         (["extract", "--videos", root / "nope"], 2, "no such file or folder"),
         (["extract", "--videos", data.videos, "-e", "nosuch", "--store", root / "s2"], 2, "unknown encoder family"),
         (["extract", "--videos", data.videos, "-e", "pixels:8", "--store", store, "--fps", "3"], 2, "different sampling"),

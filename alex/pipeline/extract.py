@@ -154,7 +154,7 @@ def extract(options: ExtractOptions) -> ExtractReport:
     identities, samplings = {}, {}
     for spec in specs:
         family = encoder_class(spec.family)
-        identity = family.identity(spec, **clip_options)
+        identity = family.identity(spec, check=False, **clip_options)  # weights are checked when a model loads
         clip = identity.pop("clip", {})  # clip encoders: clip length and stride are part of the sampling
         own = identity.pop("sampling", None)  # an encoder that eats frames at the model's own rate
         if own is not None:

@@ -12,10 +12,7 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
-
-import open_clip
-import torch
+from typing import TYPE_CHECKING, Any, Iterator
 
 from alex.errors import EncoderSpecError, UsageError
 from alex.pipeline.encoders.base import RANDOM_SEED, seeded
@@ -25,8 +22,23 @@ from alex.pipeline.encoders.transforms import ResizeCrop
 from alex.pipeline.steps import StepSpec
 from alex.hub import cached_hub_file, hub_reachable, require_hub
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
 MODEL_CONFIGS = Path(__file__).with_name("model_configs")
-open_clip.add_model_config(MODEL_CONFIGS)
+
+
+def _open_clip() -> Any:
+    """open_clip (and torch), imported when a model or its catalogue is needed, not to plan a rerun."""
+    import open_clip
+
+    if str(MODEL_CONFIGS) not in _REGISTERED:
+        open_clip.add_model_config(MODEL_CONFIGS)
+        _REGISTERED.add(str(MODEL_CONFIGS))
+    return open_clip
+
+
+_REGISTERED: set[str] = set()
 
 DEFAULT_MODEL = "ViT-B-32"
 DEFAULT_WEIGHTS = "laion2b_s34b_b79k"
@@ -40,7 +52,7 @@ def default_weights(model: str) -> str:
     if model.startswith(("hf-hub:", "local-dir:")):
         return ""
     check_model_name(model)
-    tags = open_clip.list_pretrained_tags_by_model(model)
+    tags = _open_clip().list_pretrained_tags_by_model(model)
     if len(tags) == 1:
         return tags[0]
     if not tags:
@@ -55,7 +67,7 @@ def check_model_name(model: str) -> None:
     """An architecture open_clip knows, or a usage error naming the closest ones."""
     import difflib
 
-    known = open_clip.list_models()
+    known = _open_clip().list_models()
     if model not in known:
         close = difflib.get_close_matches(model, known, n=6, cutoff=0.6)
         raise EncoderSpecError(
@@ -80,9 +92,9 @@ def resolve_weights(model: str, weights: str) -> tuple[str | None, dict[str, Any
         if not os.path.isfile(weights):
             raise EncoderSpecError(f"clip weights file {weights} does not exist")
         return weights, {}
-    cfg = open_clip.get_pretrained_cfg(model, weights)
+    cfg = _open_clip().get_pretrained_cfg(model, weights)
     if not cfg:
-        tags = open_clip.list_pretrained_tags_by_model(model)
+        tags = _open_clip().list_pretrained_tags_by_model(model)
         raise EncoderSpecError(
             f"open_clip has no weights {weights!r} for {model}; known: {', '.join(tags) or 'none'}, "
             "or 'random', or a path to a weights file"
@@ -131,24 +143,29 @@ class ClipEncoder:
     family = "clip"
 
     @staticmethod
-    def identity(spec: EncoderSpec, **_: Any) -> dict[str, Any]:
-        """Model and weights with defaults filled in; checks the weights can be had, loads nothing."""
+    def identity(spec: EncoderSpec, check: bool = True, **_: Any) -> dict[str, Any]:
+        """Model and weights with defaults filled in; with ``check``, also that the weights can be had
+        (open_clip's catalogue, the hub cache). Loads nothing. Without ``check`` (planning a run that
+        may load no model at all) ``clip`` and ``clip:MODEL@WEIGHTS`` need no import of open_clip."""
         model = spec.model or DEFAULT_MODEL
         weights = spec.weights or (DEFAULT_WEIGHTS if spec.model is None else default_weights(model))
-        resolve_weights(model, weights)
+        if check:
+            resolve_weights(model, weights)
         text = f"clip:{model}@{weights}" if weights else f"clip:{model}"
         return {"family": "clip", "model": model, "weights": weights or None, "spec": text}
 
     def __init__(self, spec: EncoderSpec, device: torch.device, compute_dtype: str = "fp32", **_: Any):
+        import torch
+
         identity = self._identity = self.identity(spec)
         self.model_name, self.weights = identity["model"], identity["weights"] or ""
         self.device = device
         pretrained, kwargs = resolve_weights(self.model_name, self.weights)
         if spec.is_random:
             with seeded(RANDOM_SEED), _quiet_root_logger():  # random weights were asked for: no warning
-                model = open_clip.create_model(self.model_name, pretrained=None)
+                model = _open_clip().create_model(self.model_name, pretrained=None)
         else:
-            model = open_clip.create_model(self.model_name, pretrained=pretrained, **kwargs)
+            model = _open_clip().create_model(self.model_name, pretrained=pretrained, **kwargs)
         self.compute_dtype, self.dtype = compute_dtype, torch_dtype(compute_dtype)
         self.model = model.eval().requires_grad_(False).to(device=device, dtype=self.dtype)
         pp = dict(getattr(model.visual, "preprocess_cfg", {}))
@@ -164,8 +181,8 @@ class ClipEncoder:
             "size": size,
             "interpolation": pp.get("interpolation", "bicubic"),
             "resize_mode": resize_mode,
-            "mean": list(pp.get("mean", open_clip.OPENAI_DATASET_MEAN)),
-            "std": list(pp.get("std", open_clip.OPENAI_DATASET_STD)),
+            "mean": list(pp.get("mean", _open_clip().OPENAI_DATASET_MEAN)),
+            "std": list(pp.get("std", _open_clip().OPENAI_DATASET_STD)),
         }
         self.transform = ResizeCrop(size, self.preprocess["interpolation"], resize_mode)
         self.steps = StepSpec("frame", transform=self.transform)
@@ -179,23 +196,27 @@ class ClipEncoder:
         x = batch.permute(0, 3, 1, 2).float().div_(255.0)
         return ((x - self._mean) / self._std).to(self.dtype)  # normalised in float32, then the model's dtype
 
-    @torch.no_grad()
     def encode(self, batch: torch.Tensor) -> torch.Tensor:
         """(B, h, w, 3) uint8 -> (B, D) image embeddings (not L2-normalised)."""
-        return self.model.encode_image(self.normalize(batch)).float()
+        import torch
 
-    @torch.no_grad()
+        with torch.no_grad():
+            return self.model.encode_image(self.normalize(batch)).float()
+
     def encode_text(self, texts: list[str]) -> torch.Tensor:
         """Texts -> (N, D) embeddings from the same model's text tower."""
+        import torch
+
         if self._tokenizer is None:
-            self._tokenizer = open_clip.get_tokenizer(self.model_name)
+            self._tokenizer = _open_clip().get_tokenizer(self.model_name)
         tokens = self._tokenizer(texts).to(self.device)
-        return self.model.encode_text(tokens).float()
+        with torch.no_grad():
+            return self.model.encode_text(tokens).float()
 
     def config(self) -> dict[str, Any]:
         return {
             **self._identity,
             "dim": self.dim,
             "preprocessing": self.preprocess,
-            "library": f"open_clip {open_clip.__version__}",
+            "library": f"open_clip {_open_clip().__version__}",
         }
