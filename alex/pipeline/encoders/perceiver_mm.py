@@ -23,9 +23,7 @@ green and blue in [0, 1] and its audio level in dBFS (RMS; -100 for silence).
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from alex.errors import EncoderSpecError
 from alex.multimodal_perceiver import DEFAULT_MODEL, TINY, ClipGeometry, load_config
@@ -34,6 +32,9 @@ from alex.pipeline.encoders.hub import check_available
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.encoders.transforms import ResizeCrop
 from alex.pipeline.steps import StepSpec, raw_samples
+
+if TYPE_CHECKING:  # pragma: no cover  (planning a rerun needs no torch)
+    import torch
 
 SILENCE_DB = -100.0
 
@@ -68,11 +69,12 @@ class PerceiverMMEncoder:
                               stride=clip["clip_stride"], features=raw_samples, rate=self.geometry.audio_rate,
                               audio_samples=self.geometry.audio_samples)
 
-    @torch.no_grad()
     def encode(self, batch: dict[str, torch.Tensor]) -> EncoderOutput:
         """{"image": (B, F, S, S, 3) uint8, "audio": (B, samples) float32} -> the same arrays, and a
-        (B, 4) summary: mean R, G, B in [0, 1], audio RMS in dBFS."""
-        image, audio = batch["image"], batch["audio"].float()
+        (B, 4) summary: mean R, G, B in [0, 1], audio RMS in dBFS (no model, no autograd graph)."""
+        import torch
+
+        image, audio = batch["image"].detach(), batch["audio"].detach().float()
         colour = image.float().mean(dim=(1, 2, 3)) / 255.0  # (B, 3)
         rms = audio.pow(2).mean(dim=1).sqrt()  # (B,)
         level = (20.0 * torch.log10(rms.clamp(min=1e-12))).clamp(min=SILENCE_DB)  # (B,)

@@ -13,9 +13,7 @@ encoder only).
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from alex.errors import EncoderSpecError
 from alex.pipeline.encoders.base import RANDOM_SEED, EncoderOutput, seeded
@@ -24,6 +22,9 @@ from alex.pipeline.encoders.hub import check_available, is_local, offline
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.encoders.transforms import ResizeCrop
 from alex.pipeline.steps import StepSpec
+
+if TYPE_CHECKING:  # pragma: no cover  (planning a rerun needs no torch)
+    import torch
 
 DEFAULT_MODEL = "facebook/vjepa2-vitl-fpc64-256"
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -83,6 +84,7 @@ class TubeletEncoder:
 
     def __init__(self, spec: EncoderSpec, device: torch.device, clip_frames: int | None = None,
                  clip_stride: int | None = None, compute_dtype: str = "fp32", **_: Any):
+        import torch
         from transformers import AutoModel, VJEPA2Model, VideoMAEModel
 
         self._identity = self.identity(spec, clip_frames, clip_stride)
@@ -122,12 +124,14 @@ class TubeletEncoder:
                 resize = int(shortest) if shortest else resize
         return {"size": self.size, "resize": resize, "interpolation": "bilinear", "mean": list(mean), "std": list(std)}
 
-    @torch.no_grad()
     def encode(self, batch: torch.Tensor) -> EncoderOutput:
         """(B, T, h, w, 3) uint8 clips -> pooled (B, D) and tokens (B, T/tubelet, h/patch, w/patch, D)."""
+        import torch
+
         x = batch.permute(0, 1, 4, 2, 3).float().div_(255.0)  # (B, T, 3, h, w)
         x = ((x - self._mean) / self._std).to(self.dtype)  # normalised in float32, then the model's dtype
-        tokens = self.forward_pixels(x).float()  # (B, N, D)
+        with torch.no_grad():
+            tokens = self.forward_pixels(x).float()  # (B, N, D)
         grid = tokens.reshape(tokens.shape[0], *self.grid, self.dim)  # (B, t, h, w, D)
         return EncoderOutput(pooled=tokens.mean(dim=1), arrays={"tokens": grid})
 
