@@ -120,7 +120,7 @@ class Store:
 
     def _search_table(self, encoder: str, dim: int) -> str:
         """An in-memory table of the encoder's live vectors, normalised to unit length."""
-        name = f"_search_{encoder.replace('-', '_')}"
+        name = f'"_search_{encoder}"'  # quoted, as named: `a-b` and `a_b` are two encoders, two tables
         if name not in self._search_tables:
             self.con.execute(
                 f"""

@@ -51,6 +51,20 @@ def test_search_with_a_frames_own_embedding_returns_that_frame(tmp_path):
             s.search(np.zeros(5), "clip")
 
 
+def test_encoder_names_differing_in_dash_and_underscore_search_their_own_vectors(tmp_path):
+    """`a-b` and `a_b` shared one search cache table: the second searched the first's vectors."""
+    for seed in range(2):
+        make_video(tmp_path / "v" / f"n{seed}.mp4", num_frames=20, fps=10, noise=True, seed=seed)
+    extract(ExtractOptions(videos=tmp_path / "v", store=tmp_path / "s", workers=0, fps=2.0,
+                           encoders=["a-b=clip:tiny@random", "a_b=pixels:4"]))
+    with alex.open_store(tmp_path / "s") as s:
+        for encoder, dim in (("a-b", 32), ("a_b", 48), ("a-b", 32)):
+            arrays = s.arrays("n1.mp4", encoder)
+            hits = s.search(arrays.embedding[2], encoder, k=1).fetchall()
+            assert arrays.embedding.shape[1] == dim
+            assert (hits[0][0], hits[0][1]) == ("n1.mp4", 2) and hits[0][4] == pytest.approx(1.0, abs=1e-3), encoder
+
+
 def test_query_cannot_change_or_delete_stored_data(store, tmp_path):
     files = {p: p.read_bytes() for p in store.rglob("*") if p.is_file()}
     segment_file = next(p for p in files if p.name == "videos.parquet")
