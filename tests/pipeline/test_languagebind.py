@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import alex
+from alex.errors import EncoderSpecError
 from alex.pipeline.encoders import build_encoder
 from alex.pipeline.encoders.languagebind import LanguageBindVideo, LanguageBindVideoConfig, convert_state_dict
 from alex.pipeline.encoders.languagebind.configuration_languagebind import TINY
@@ -62,6 +63,21 @@ def test_state_dict_uses_the_published_key_names_and_loads_strictly(tmp_path):
     broken["vision_model.encoder.layers.0.temporal_attn.q_proj.kernel"] = broken.pop("vision_model.encoder.layers.0.temporal_attn.q_proj.weight")
     with pytest.raises(RuntimeError, match="temporal_attn.q_proj"):
         tiny(seed=1).load_state_dict(convert_state_dict(broken, tiny(seed=1)), strict=True)
+
+
+def test_a_checkpoint_with_the_text_position_ids_of_transformers_4_30_loads():
+    model = tiny()
+    state = dict(model.state_dict())
+    length = model.config.text_config.max_position_embeddings
+    state["text_model.embeddings.position_ids"] = torch.arange(length).unsqueeze(0)  # as transformers 4.30 saved it
+    fresh = tiny(seed=1)
+    fresh.load_state_dict(convert_state_dict(state, fresh), strict=True)
+    ids = torch.tensor([[1, 5, 7, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.text_features(ids), model.text_features(ids), rtol=0, atol=0)
+    state["text_model.embeddings.position_ids"] = torch.arange(length).flip(0).unsqueeze(0)
+    with pytest.raises(EncoderSpecError, match="text_model.embeddings.position_ids holds"):
+        convert_state_dict(state, tiny(seed=1))
 
 
 def test_lora_checkpoints_collapse_to_the_merged_weights():

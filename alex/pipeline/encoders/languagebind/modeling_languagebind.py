@@ -16,6 +16,8 @@ from torch import nn
 from transformers import CLIPTextModel
 from transformers.models.clip.modeling_clip import CLIPAttention, CLIPMLP
 
+from alex.errors import EncoderSpecError
+
 from alex.pipeline.encoders.languagebind.configuration_languagebind import LanguageBindVideoConfig
 
 
@@ -151,7 +153,9 @@ def convert_state_dict(state: dict[str, torch.Tensor], model: LanguageBindVideo)
 
     - LoRA-wrapped vision encoders (``vision_model.encoder.base_model.model.layers...`` with
       ``lora_A``/``lora_B``) are collapsed: W + (lora_alpha / r) B A, as ``_Video_merge`` was made;
-    - deterministic position-id buffers the saving code did not persist are filled in.
+    - deterministic position-id buffers the saving code did not persist are filled in, and those an
+      older transformers did persist (``text_model.embeddings.position_ids``, 4.30) are accepted when
+      they are the ``arange`` this model computes, refused otherwise.
     Anything else (a missing weight, an unknown key) is left for ``strict=True`` to refuse.
     """
     vision = model.config.vision_config
@@ -174,4 +178,9 @@ def convert_state_dict(state: dict[str, torch.Tensor], model: LanguageBindVideo)
     for key in ("vision_model.embeddings.position_ids", "text_model.embeddings.position_ids"):
         if key in own and key not in out:
             out[key] = own[key]
+        elif key in out and key not in own:  # persisted by transformers <= 4.30, a non-persistent buffer here
+            saved = out.pop(key)
+            if not torch.equal(saved.reshape(-1).long(), torch.arange(saved.numel())):
+                raise EncoderSpecError(f"checkpoint key {key} holds {saved.reshape(-1)[:8].tolist()}..., not 0, 1, 2, ...: "
+                                 "this model computes positions in order and cannot load other position ids")
     return out
