@@ -260,3 +260,27 @@ def test_vl_bart_learns_captions_through_alex_train(tiny_bart, digits, tmp_path)
     model = load_head(tmp_path / "bart")
     assert type(model.language_model).__name__ == "BartForConditionalGeneration"
     assert json.loads((tmp_path / "bart" / "config.json").read_text())["seq2seq_config"]["model_type"] == "bart"
+
+
+def test_long_captions_and_questions_are_never_cut_short(tiny_t5, digits, tmp_path):
+    """Prompts and captions were truncated to 64 tokens, silently."""
+    from alex.hub import load_tokenizer
+    from alex.heads.t5.processing_t5 import MAX_TEXT_TOKENS, fit_to_texts
+
+    data, store = digits
+    words = "the digit 7 moves left".split()
+    long = " ".join(words * 30)  # 150 words, each one token of the tiny word tokenizer
+    processor = AlexT5Processor(load_tokenizer(str(tiny_t5)))
+    assert processor.max_length == 64 and len(processor.ids(long)) == 64  # what it did before
+    assert fit_to_texts(processor, ["caption:", long]) == 151 and processor.max_length == 151
+    assert processor.ids(long)[:-1] == processor.tokenizer(long, add_special_tokens=False)["input_ids"]  # whole
+    with pytest.raises(Exception, match=f"longer than the {MAX_TEXT_TOKENS}"):
+        fit_to_texts(processor, [" ".join(words * 120)])
+    # Through training: the run's processor keeps the length its labels need, for evaluate and predict too.
+    rows = [json.loads(line) for line in data.captions.read_text().splitlines()]
+    rows[0]["text"] = long
+    captions = tmp_path / "captions.jsonl"
+    captions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    train(T5Options(store=store, labels=captions, output=tmp_path / "run", model=str(tiny_t5), inputs=["p32"], epochs=1,
+                    device="cpu", quiet=True))
+    assert AlexT5Processor.from_pretrained(str(tmp_path / "run")).max_length == 151

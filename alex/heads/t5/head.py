@@ -34,7 +34,7 @@ class T5Family(HeadFamily):
         from alex.heads.generation import generation_config_for
         from alex.heads.t5.configuration_t5 import SEQ2SEQ_TYPES, AlexT5Config
         from alex.heads.t5.modeling_t5 import AlexT5ForConditionalGeneration
-        from alex.heads.t5.processing_t5 import AlexT5Processor
+        from alex.heads.t5.processing_t5 import AlexT5Processor, fit_to_texts
         from alex.hub import check_model_available, load_tokenizer, local_only
 
         source = Path(options.model)
@@ -59,6 +59,7 @@ class T5Family(HeadFamily):
                 timestamp_encoding=options.timestamp_encoding, task=options.task, base_model=options.model, **settings,
             )
             model = AlexT5ForConditionalGeneration(config, language_model=base)
+        fit_to_texts(processor, label_texts(targets, options.task))  # never cut a caption or question short
         model.generation_config = generation_config_for(model.language_model.generation_config, options.max_new_tokens,
                                                         processor.tokenizer.pad_token_id)
         if options.task == "span" and not processor.sentinels():
@@ -123,6 +124,18 @@ def longest_video(store, inputs: list[str]) -> int:
     (steps,) = store.con.execute("SELECT coalesce(max(num_steps), 0) FROM _items_live WHERE encoder IN (SELECT unnest($inputs))",
                                  {"inputs": list(inputs)}).fetchone()
     return int(steps)
+
+
+def label_texts(targets, task: str) -> list[str]:
+    """Every prompt (as the head words it) and every target text of a labels table."""
+    from alex.heads.t5.processing_t5 import prompt_for
+
+    texts = []
+    for video_id in targets.labels:
+        for sample in targets.samples_of(video_id):
+            texts.append(prompt_for(task, sample.prompt))
+            texts.extend(sample.references)
+    return texts
 
 
 def _is_alex_t5_run(source: Path) -> bool:

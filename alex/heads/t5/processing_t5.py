@@ -58,6 +58,22 @@ def span_corrupt(ids: Sequence[int], sentinels: Sequence[int], rng: np.random.Ge
     return inputs, targets
 
 
+MAX_TEXT_TOKENS = 512  # the longest prompt or target a run takes (BART's positions stop at 1024)
+
+
+def fit_to_texts(processor: "AlexT5Processor", texts: Sequence[str]) -> int:
+    """Grow ``processor.max_length`` to the longest of ``texts`` (with its EOS), so that no prompt or
+    caption is cut short; one longer than ``MAX_TEXT_TOKENS`` is refused by name. Returns the length."""
+    lengths = [len(ids) + 1 for ids in processor.tokenizer(list(texts), add_special_tokens=False)["input_ids"]] if texts else []
+    longest = max(lengths, default=0)
+    if longest > MAX_TEXT_TOKENS:
+        text = texts[lengths.index(longest)]
+        raise UsageError(f"a prompt or target of {longest} tokens ({text[:60]!r}...) is longer than the {MAX_TEXT_TOKENS} "
+                         "a t5 head takes; shorten it in the labels file")
+    processor.max_length = max(processor.max_length, longest)
+    return longest
+
+
 class AlexT5Processor(ProcessorMixin):
     """Prompts (and targets) -> ``input_ids``, ``attention_mask`` (and ``labels``, -100 on padding),
     at most ``max_length`` tokens each, every sequence ending in the tokenizer's EOS whatever its
