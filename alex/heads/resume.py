@@ -29,7 +29,7 @@ from alex.errors import UsageError
 from alex.heads.options import flag_name, option_flags
 
 STARTED_OPTIONS = "options.json"  # inside the run's checkpoints folder
-LEGACY_KEYS = {"store": "features", "split_fractions": "split"}  # their names in runs written before 0.2
+LEGACY_KEYS = {"store": "features", "split_fractions": "split"}  # their names in run folders written before the renames
 FREE_TO_CHANGE = {"resume", "allow_config_change", "quiet", "device", "num_workers", "epochs", "patience", "output"}
 NEVER_CHANGE = {"head": "defines the model", "inputs": "defines the model", "model": "defines the model",
                 "task": "defines the model", "learning_rate": "the checkpoint's optimizer restores it",

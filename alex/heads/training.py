@@ -175,7 +175,8 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
         trainer = fit(model, options, run_dir, datasets["train"], datasets["validation"], family.collator(processor, model, options),
                       last, family, say=say)
         history = list(trainer.state.log_history)
-        remember_options(run_dir, CHECKPOINTS, options)  # a resumed run holds these options from now on
+        if last is not None:  # a resumed run holds its (allowed) new options from now on
+            remember_options(run_dir, CHECKPOINTS, options)
         model = family.finish(trainer.model, options).eval()
         save_run(run_dir, model, processor, {
             **options.to_json(), "alex_version": __version__, "inputs_signature": signature,
@@ -210,7 +211,7 @@ def save_run(run_dir: Path, model, processor, training_config: dict[str, Any]) -
 
 
 def split_fractions(training: dict[str, Any]) -> tuple[float, float, float]:
-    """The train/validation/test fractions a run was trained with (``split`` in runs before 0.2)."""
+    """The train/validation/test fractions a run was trained with (``split`` in run folders written before the option was renamed)."""
     return tuple(training.get("split_fractions", training.get("split")))  # type: ignore[return-value]
 
 
