@@ -93,3 +93,23 @@ def test_a_dataset_written_twice_is_byte_identical_and_untouched(tmp_path):
     assert sorted(p.name for p in again.videos.iterdir()) == sorted(stamps)  # no partial files left beside them
     frames = [__import__("numpy").full((16, 16, 3), 40 * i, "uint8") for i in range(5)]
     assert write_video(tmp_path / "x.mp4", frames).read_bytes() == write_video(tmp_path / "y.mp4", frames).read_bytes()
+
+
+def test_a_rerun_of_model_encoders_reads_no_config_and_imports_no_torch(tmp_path):
+    """tubelet, languagebind and perceiver-mm identities need their model's config; a rerun takes
+    the geometry the store recorded instead, and still refuses another clip option."""
+    data = make_moving_digits(tmp_path, num_videos=3, frames=6)
+    store = tmp_path / "store"
+    specs = ["tubelet:tiny@random", "languagebind:tiny@random", "perceiver-mm:tiny@random"]
+    args = ["extract", "--videos", data.videos, "--store", store, "--workers", "0"] + [a for s in specs for a in ("-e", s)]
+    first, output = run_alex(*args)
+    assert first["code"] == 0 and first["torch"], output
+    encoders = json.loads((store / "store.json").read_text())["encoders"]
+    assert encoders["tubelet"]["model_geometry"] == {"model_type": "vjepa2", "size": 32, "patch": 8, "tubelet": 2, "frames": 8}
+    assert encoders["languagebind"]["model_geometry"] == {"num_frames": 4}  # TINY's vision_config
+    assert encoders["perceiver-mm"]["model_geometry"]["num_frames"] == encoders["perceiver-mm"]["sampling"]["clip_frames"]
+    again, output = run_alex(*args)
+    assert again["code"] == 0 and "3 already up to date" in output, output
+    assert not again["torch"], "a no-op rerun imported torch"
+    refused, output = run_alex(*args, "--clip-stride", "2")
+    assert refused["code"] == 2 and "tubelet" in output and not refused["torch"], output

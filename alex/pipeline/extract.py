@@ -154,7 +154,10 @@ def extract(options: ExtractOptions) -> ExtractReport:
     identities, samplings = {}, {}
     for spec in specs:
         family = encoder_class(spec.family)
-        identity = family.identity(spec, check=False, **clip_options)  # weights are checked when a model loads
+        stored = (existing or {}).get("encoders", {}).get(spec.name)
+        # Weights are checked when a model loads; an encoder already in the store lends its recorded
+        # geometry, so planning a rerun reads no model config and imports no torch.
+        identity = family.identity(spec, check=False, stored=stored, **clip_options)
         clip = identity.pop("clip", {})  # clip encoders: clip length and stride are part of the sampling
         own = identity.pop("sampling", None)  # an encoder that eats frames at the model's own rate
         if own is not None:
@@ -163,7 +166,6 @@ def extract(options: ExtractOptions) -> ExtractReport:
         run_sampling = samplings.get(spec.name, sampling).to_dict()
         identities[spec.name] = {**identity, "sampling": {**run_sampling, **clip, **views}, "dtype": store_dtype}
         if getattr(family, "has_model", False):
-            stored = (existing or {}).get("encoders", {}).get(spec.name)
             identities[spec.name]["compute_dtype"] = _compute_dtype(compute, stored, options.device)
     if existing is not None:
         for name, identity in identities.items():
@@ -204,6 +206,10 @@ def extract(options: ExtractOptions) -> ExtractReport:
             for name, encoder in encoders.items():
                 if name not in writer.config["encoders"]:
                     writer.set_encoder_config(name, {**encoder.config(), **identities[name], "alex_version": __version__})
+                elif "model_geometry" in encoder.config() and "model_geometry" not in writer.config["encoders"][name]:
+                    # a store written before geometries were recorded: its next reruns need no model config
+                    writer.set_encoder_config(name, {**writer.config["encoders"][name],
+                                                     "model_geometry": encoder.config()["model_geometry"]})
             for file, reason in unreadable:
                 writer.fail_video(_row(file, None, STATUS_ERROR, reason))
                 report.failed.append((file.video_id, reason))

@@ -62,3 +62,12 @@ def seeded(seed: int) -> Iterator[None]:
 
 
 RANDOM_SEED = 0
+
+
+def stored_geometry(stored: dict[str, Any] | None, model: str, weights: str | None) -> dict[str, Any] | None:
+    """The model geometry (frames per clip, sizes...) an existing store recorded for the same model
+    and weights, or None. Planning a rerun uses it instead of reading the model's config, so a
+    rerun of a model encoder imports no torch, reads no config and asks no hub."""
+    if stored is None or stored.get("model") != model or stored.get("weights") != weights:
+        return None
+    return stored.get("model_geometry")

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from alex.errors import EncoderSpecError
 from alex.multimodal_perceiver import DEFAULT_MODEL, TINY, ClipGeometry, load_config
-from alex.pipeline.encoders.base import EncoderOutput
+from alex.pipeline.encoders.base import EncoderOutput, stored_geometry
 from alex.pipeline.encoders.hub import check_available
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.encoders.transforms import ResizeCrop
@@ -39,13 +39,18 @@ if TYPE_CHECKING:  # pragma: no cover  (planning a rerun needs no torch)
 SILENCE_DB = -100.0
 
 
-def _geometry(spec: EncoderSpec) -> tuple[str, ClipGeometry]:
+def _geometry(spec: EncoderSpec, stored: dict[str, Any] | None = None) -> tuple[str, ClipGeometry]:
+    """The model and its clip geometry: from ``stored`` (this name's config in an existing store) when
+    it holds the same model, else from the model's config."""
     model = spec.model or DEFAULT_MODEL
     if spec.weights not in (None, "random"):
         raise EncoderSpecError(f"perceiver-mm:{model}@{spec.weights}: the model id or folder is all it takes "
                                f"(only its config is read here); drop @{spec.weights}")
     if model == TINY and spec.weights != "random":
         raise EncoderSpecError("perceiver-mm:tiny has no published weights; use perceiver-mm:tiny@random")
+    known = stored_geometry(stored, model, spec.weights)
+    if known is not None:
+        return model, ClipGeometry(**known)
     config = load_config(model, "perceiver-mm:", lambda m: check_available(m, "perceiver-mm"))
     return model, ClipGeometry.of(config)
 
@@ -54,8 +59,9 @@ class PerceiverMMEncoder:
     family = "perceiver-mm"
 
     @staticmethod
-    def identity(spec: EncoderSpec, clip_frames: int | None = None, clip_stride: int | None = None, **_: Any) -> dict[str, Any]:
-        return _identity(spec, *_geometry(spec), clip_frames, clip_stride)
+    def identity(spec: EncoderSpec, clip_frames: int | None = None, clip_stride: int | None = None,
+                 stored: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+        return _identity(spec, *_geometry(spec, stored), clip_frames, clip_stride)
 
     def __init__(self, spec: EncoderSpec, device: torch.device, clip_stride: int | None = None, **_: Any):
         model, self.geometry = _geometry(spec)
@@ -88,6 +94,7 @@ class PerceiverMMEncoder:
             "arrays": ["image", "audio"],
             "array_dtypes": {"image": "uint8", "audio": "float32"},
             "preprocessing": {**self.geometry.to_dict(), "resize": self.transform.to_dict(), "audio_channels": "mono"},
+            "model_geometry": self.geometry.to_dict(),
         }
 
 

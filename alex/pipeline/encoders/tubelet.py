@@ -16,7 +16,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from alex.errors import EncoderSpecError
-from alex.pipeline.encoders.base import RANDOM_SEED, EncoderOutput, seeded
+from alex.pipeline.encoders.base import RANDOM_SEED, EncoderOutput, seeded, stored_geometry
 from alex.pipeline.encoders.precision import torch_dtype
 from alex.pipeline.encoders.hub import check_available, is_local, offline
 from alex.pipeline.encoders.spec import EncoderSpec
@@ -51,12 +51,12 @@ def _load_config(model: str):
 
 
 def _geometry(config) -> dict[str, int]:
-    """Input size, patch and tubelet size of a V-JEPA 2 or VideoMAE config."""
+    """Model type, input size, patch and tubelet size, and clip length of a V-JEPA 2 or VideoMAE config."""
     if config.model_type == "vjepa2":
-        return {"size": config.crop_size, "patch": config.patch_size, "tubelet": config.tubelet_size,
-                "frames": config.frames_per_clip}
-    return {"size": config.image_size, "patch": config.patch_size, "tubelet": config.tubelet_size,
-            "frames": config.num_frames}
+        return {"model_type": "vjepa2", "size": config.crop_size, "patch": config.patch_size,
+                "tubelet": config.tubelet_size, "frames": config.frames_per_clip}
+    return {"model_type": config.model_type, "size": config.image_size, "patch": config.patch_size,
+            "tubelet": config.tubelet_size, "frames": config.num_frames}
 
 
 class TubeletEncoder:
@@ -64,18 +64,23 @@ class TubeletEncoder:
     family = "tubelet"
 
     @staticmethod
-    def identity(spec: EncoderSpec, clip_frames: int | None = None, clip_stride: int | None = None, **_: Any) -> dict[str, Any]:
+    def identity(spec: EncoderSpec, clip_frames: int | None = None, clip_stride: int | None = None,
+                 stored: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+        """Model, weights and clip of the spec. ``stored``: this name's config in an existing store;
+        when it holds the same model, its recorded geometry stands in for the model config (planning
+        a rerun reads no config, imports no torch)."""
         model = spec.model or DEFAULT_MODEL
         if spec.weights not in (None, "random"):
             raise EncoderSpecError(f"tubelet:{model}@{spec.weights}: weights come with the model id or folder; only @random is accepted")
-        if model != "tiny":
-            check_available(model, "tubelet")
-        elif spec.weights != "random":
+        if model == "tiny" and spec.weights != "random":
             raise EncoderSpecError("tubelet:tiny has no published weights; use tubelet:tiny@random")
-        config = _load_config(model)
-        geometry = _geometry(config)
+        geometry = stored_geometry(stored, model, spec.weights)
+        if geometry is None:
+            if model != "tiny":
+                check_available(model, "tubelet")
+            geometry = _geometry(_load_config(model))
         # VideoMAE's position embeddings fix its clip length; V-JEPA 2 (RoPE) takes any multiple of its tubelet.
-        frames = clip_frames or (geometry["frames"] if config.model_type == "videomae" else DEFAULT_CLIP_FRAMES)
+        frames = clip_frames or (geometry["frames"] if geometry["model_type"] == "videomae" else DEFAULT_CLIP_FRAMES)
         if frames % geometry["tubelet"]:
             raise EncoderSpecError(f"--clip-frames {frames} is not a multiple of the model's tubelet size {geometry['tubelet']}")
         text = f"tubelet:{model}" + ("@random" if spec.weights == "random" else "")
@@ -148,6 +153,7 @@ class TubeletEncoder:
             "array": "tokens",
             "token_grid": list(self.grid),
             "model_type": self.hf_config.model_type,
+            "model_geometry": _geometry(self.hf_config),
             "preprocessing": self.preprocess,
         }
 

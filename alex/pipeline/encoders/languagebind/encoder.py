@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from alex.errors import EncoderSpecError, WeightsUnavailableError
-from alex.pipeline.encoders.base import RANDOM_SEED, EncoderOutput, seeded
+from alex.pipeline.encoders.base import RANDOM_SEED, EncoderOutput, seeded, stored_geometry
 from alex.pipeline.encoders.precision import torch_dtype
 from alex.pipeline.encoders.hub import check_available, is_local, offline
-from alex.pipeline.encoders.languagebind.configuration_languagebind import TINY, LanguageBindVideoConfig
-from alex.pipeline.encoders.languagebind.modeling_languagebind import LanguageBindVideo, convert_state_dict
 from alex.pipeline.encoders.languagebind.processing import LanguageBindFrames
 from alex.pipeline.encoders.spec import EncoderSpec
 from alex.pipeline.steps import StepSpec
+
+if TYPE_CHECKING:  # pragma: no cover  (planning a rerun needs no torch: the model code loads to run)
+    import torch
+
+    from alex.pipeline.encoders.languagebind.configuration_languagebind import LanguageBindVideoConfig
+    from alex.pipeline.encoders.languagebind.modeling_languagebind import LanguageBindVideo
 
 DEFAULT_MODEL = "LanguageBind/LanguageBind_Video_FT"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -47,6 +49,8 @@ def _file(model: str, name: str) -> str | None:
 
 
 def load_config(model: str) -> LanguageBindVideoConfig:
+    from alex.pipeline.encoders.languagebind.configuration_languagebind import TINY, LanguageBindVideoConfig
+
     if model == "tiny":
         return LanguageBindVideoConfig(**TINY)
     path = _file(model, "config.json")
@@ -57,6 +61,10 @@ def load_config(model: str) -> LanguageBindVideoConfig:
 
 def load_weights(model: LanguageBindVideo, name: str) -> None:
     """Load a published checkpoint strictly (after collapsing LoRA and filling position ids)."""
+    import torch
+
+    from alex.pipeline.encoders.languagebind.modeling_languagebind import convert_state_dict
+
     for filename in WEIGHT_FILES:
         path = _file(name, filename)
         if path is None:
@@ -78,15 +86,20 @@ class LanguageBindEncoder:
 
     @staticmethod
     def identity(spec: EncoderSpec, clip_frames: int | None = None, clip_stride: int | None = None,
-                 keep_tokens: bool = False, **_: Any) -> dict[str, Any]:
+                 keep_tokens: bool = False, stored: dict[str, Any] | None = None, **_: Any) -> dict[str, Any]:
+        """Model, weights, clip and tokens of the spec. ``stored``: this name's config in an existing
+        store; when it holds the same model, its recorded frames per clip stand in for the config."""
         model = spec.model or DEFAULT_MODEL
         if spec.weights not in (None, "random"):
             raise EncoderSpecError(f"languagebind:{model}@{spec.weights}: weights come with the repo or folder; only @random is accepted")
         if model == "tiny" and spec.weights != "random":
             raise EncoderSpecError("languagebind:tiny has no published weights; use languagebind:tiny@random")
-        if model != "tiny":
-            check_available(model, "languagebind")
-        frames = int(load_config(model).vision_config.num_frames)
+        geometry = stored_geometry(stored, model, spec.weights)
+        if geometry is None:
+            if model != "tiny":
+                check_available(model, "languagebind")
+            geometry = {"num_frames": int(load_config(model).vision_config.num_frames)}
+        frames = geometry["num_frames"]
         if clip_frames not in (None, frames):
             raise EncoderSpecError(f"languagebind:{model} takes exactly {frames} frames per clip (--clip-frames {clip_frames})")
         text = f"languagebind:{model}" + ("@random" if spec.weights == "random" else "")
@@ -95,6 +108,8 @@ class LanguageBindEncoder:
 
     def __init__(self, spec: EncoderSpec, device: torch.device, clip_frames: int | None = None,
                  clip_stride: int | None = None, keep_tokens: bool = False, compute_dtype: str = "fp32", **_: Any):
+        from alex.pipeline.encoders.languagebind.modeling_languagebind import LanguageBindVideo
+
         self._identity = self.identity(spec, clip_frames, clip_stride, keep_tokens)
         name = self._identity["model"]
         self.device = device
@@ -113,18 +128,25 @@ class LanguageBindEncoder:
         self.dim = int(config.projection_dim)
         self._tokenizer = None
 
-    @torch.no_grad()
     def encode(self, batch: torch.Tensor) -> EncoderOutput:
         """(B, T, H, W, 3) normalised frames -> joint-space embeddings (B, P) [and tokens (B, T, N, D)]."""
+        import torch
+
+        with torch.no_grad():
+            return self._encode(batch)
+
+    def _encode(self, batch: torch.Tensor) -> EncoderOutput:
         pixels = batch.to(self.dtype).permute(0, 4, 1, 2, 3)  # (B, 3, T, H, W), the processor's layout
         embedding, tokens = self.model.video_features(pixels, VIDEO_LLAVA_LAYER if self.keep_tokens else None)
         arrays = {"tokens": tokens.float()} if tokens is not None else {}
         return EncoderOutput(pooled=embedding.float(), arrays=arrays)
 
-    @torch.no_grad()
     def encode_text(self, texts: list[str]) -> torch.Tensor:
+        import torch
+
         ids = self._tokenize(texts).to(self.device)
-        return self.model.text_features(ids).float()
+        with torch.no_grad():
+            return self.model.text_features(ids).float()
 
     def _tokenize(self, texts: list[str]) -> torch.Tensor:
         """The checkpoint's CLIP tokenizer (77 tokens); the tiny model uses open_clip's copy of the same BPE."""
@@ -150,4 +172,5 @@ class LanguageBindEncoder:
             "preprocessing": {"size": self.transform.size, "mean": list(self.transform.mean), "std": list(self.transform.std),
                               "resize": "short side, bilinear, no antialias", "crop": "centre", "flip": "none"},
             "hidden_layer": VIDEO_LLAVA_LAYER if self.keep_tokens else None,
+            "model_geometry": {"num_frames": self.clip_frames},
         }
