@@ -257,6 +257,57 @@ def _human_bytes(n: int) -> str:
     return str(n)
 
 
+@app.command(cls=alex_command("verify"), epilog=epilog("verify"))
+def verify(
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder (`alex verify STORE` works too)."),
+    repair: bool = flag("repair", help="Remove what interrupted writes left, and compact the store without damaged "
+                        "videos, marking them to be extracted again (good data is kept)."),
+    as_json: bool = flag("json", help="Print machine-readable JSON."),
+) -> None:
+    """Check a store: every segment's rows and arrays against its tables. Exit 0 when sound, 1 when not."""
+    from alex.store.verify import as_json as report_json
+    from alex.store.verify import verify as verify_store
+
+    report = _run(lambda: verify_store(store, repair=repair), crash_log=store)
+    if as_json:
+        out.print_json(report_json(report))
+        raise typer.Exit(report.exit_code)
+    for line in report.repaired:
+        out.print(Text.assemble(("repaired", "green"), f": {line}"), highlight=False, soft_wrap=True)
+    for problem in report.problems:
+        out.print(Text.assemble(("problem", "bold red"), f": {problem}"), highlight=False, soft_wrap=True)
+    for leftover in report.leftovers:
+        out.print(Text.assemble(("leftover", "yellow"), f": {leftover}; never read (alex verify --repair removes it)"),
+                  highlight=False, soft_wrap=True)
+    checked = f"{report.segments} segment(s), {report.items} items, {report.rows} frames rows, {report.arrays} array groups"
+    if report.sound:
+        out.print(Text.assemble(("sound", "bold green"), f": {store}: {checked}"), highlight=False, soft_wrap=True)
+    else:
+        hint = "" if report.repaired else "; `alex verify --repair` sets damaged videos aside to be extracted again"
+        out.print(Text.assemble(("damaged", "bold red"), f": {store}: {len(report.problems)} problem(s) in {checked}{hint}"),
+                  highlight=False, soft_wrap=True)
+    raise typer.Exit(report.exit_code)
+
+
+@app.command(cls=alex_command("compact"), epilog=epilog("compact"))
+def compact(
+    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder (`alex compact STORE` works too)."),
+) -> None:
+    """Rewrite the live rows and arrays of a store into one segment: fewer files, superseded rows and
+    deleted arrays' space given back. Readers see the store before or after, never between."""
+    from alex.store.compact import compact as compact_store
+
+    report = _run(lambda: compact_store(store), crash_log=store)
+    if report.segment is None:
+        out.print(f"{store}: nothing to compact ({report.segments_before} segment(s), already compacted)", highlight=False)
+        return
+    kept = (f"; {report.kept_for_readers} old segment(s) stay until no reader has the store open"
+            if report.kept_for_readers else "")
+    out.print(f"{store}: {report.segments_before} segment(s) -> 1 ({report.videos} videos, {report.rows} frames rows, "
+              f"{report.arrays} array groups), {_human_bytes(report.bytes_before)} -> {_human_bytes(report.bytes_after)}{kept}",
+              highlight=False, soft_wrap=True)
+
+
 @app.command(cls=alex_command("query"), epilog=epilog("query"))
 def query(
     sql: str = typer.Argument(..., help="SQL over the views videos, frames, items (per video and encoder: status, steps, error) and encoders."),

@@ -25,6 +25,9 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "evaluate": [("test-split metrics", "alex evaluate runs/probe --store s/ --labels demo/labels.csv"),
                  ("another split, as JSON", "alex evaluate runs/probe --store s/ --labels demo/labels.csv --split validation --json")],
     "predict": [("one row per video, joinable on video_id", "alex predict runs/probe --store s/ --output preds.parquet")],
+    "verify": [("check every segment against the tables", "alex verify --store s/"),
+               ("fix what an interrupted write left", "alex verify --store s/ --repair")],
+    "compact": [("merge the segments and reclaim space", "alex compact --store s/")],
     "demo": [("the offline tour in ./demo", "alex demo --output demo"), ("a smaller one", "alex demo --output demo --num-videos 60")],
 }
 

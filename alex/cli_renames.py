@@ -21,7 +21,9 @@ RENAMED_FLAGS: dict[str, dict[str, str]] = {
     "demo": {"--videos": "--num-videos"},
 }
 # command -> the option its old positional argument now is
-POSITIONAL_TO_OPTION: dict[str, str] = {"info": "--store"}
+POSITIONAL_TO_OPTION: dict[str, str] = {"info": "--store", "verify": "--store", "compact": "--store"}
+# commands whose bare STORE argument is a spelling of their own (no note): `alex verify STORE`
+QUIET_POSITIONAL = {"verify", "compact"}
 
 
 def _note(text: str) -> None:
@@ -45,7 +47,7 @@ def rewrite_args(command: str, args: list[str], note: Callable[[str], None] = _n
             out.append(new + eq + value)
             continue
         if positional and not arg.startswith("-") and not _is_option_value(out):
-            if positional not in noted:
+            if positional not in noted and command not in QUIET_POSITIONAL:
                 note(f"alex {command} STORE is now alex {command} {positional} STORE")
                 noted.add(positional)
             out.extend([positional, arg])
@@ -54,7 +56,7 @@ def rewrite_args(command: str, args: list[str], note: Callable[[str], None] = _n
     return out
 
 
-FLAGS_WITHOUT_VALUE = {"--json", "--no-json", "--help", "-h"}
+FLAGS_WITHOUT_VALUE = {"--json", "--no-json", "--help", "-h", "--repair", "--no-repair"}
 
 
 def _is_option_value(previous: list[str]) -> bool:

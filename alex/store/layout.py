@@ -14,6 +14,13 @@ lives in the ``frames`` Parquet; HDF5 holds only the larger arrays some encoders
 grids, audio windows, augmented views), chunked along time.
     .staging/                        segments being written; never read
     .lock                            held by the one process writing
+    .readers                         held (shared) by every open reader: compaction deletes nothing under one
+    .trash/                          segments a compaction made obsolete, on their way out; never read
+    .quarantine/                     folders `alex verify --repair` set aside (unreadable); never read, never deleted
+
+``alex compact`` writes the live rows and arrays of every segment into one new segment holding
+``compacted.json``: such a segment makes every segment before it obsolete (readers skip them), so
+its rename is the one commit point of a compaction too.
 
 A segment becomes visible by one atomic rename of its finished folder from ``.staging/``
 to ``segments/``, so a crash leaves either the old store or the new rows, never a torn file.
@@ -44,6 +51,10 @@ STORE_JSON = "store.json"
 SEGMENTS_DIR = "segments"
 STAGING_DIR = ".staging"
 LOCK_FILE = ".lock"
+READERS_LOCK = ".readers"
+TRASH_DIR = ".trash"
+QUARANTINE_DIR = ".quarantine"
+COMPACTED_FILE = "compacted.json"  # in a segment written by `alex compact`: every earlier segment is obsolete
 VIDEOS_FILE = "videos.parquet"
 ITEMS_FILE = "items.parquet"
 FRAMES_DIR = "frames"

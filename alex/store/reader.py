@@ -13,6 +13,7 @@ import numpy as np
 from alex.errors import StoreFormatError, UsageError
 from alex.store.attach import attach_views
 from alex.store.config import read_store_config
+from alex.store.readers import ReaderLock
 from alex.store.layout import ARRAYS_FILE, EMBEDDING, FRAMES_DIR, SEGMENTS_DIR, T_END, T_START, array_group
 from alex.store.views import create_views
 
@@ -43,14 +44,19 @@ class Store:
         if not self.root.is_dir():
             raise StoreFormatError(f"no store at {self.root}: the folder does not exist")
         self.config = read_store_config(self.root)
+        self._reader_lock = ReaderLock(self.root)  # before listing segments: none is removed while open
         self.con = duckdb.connect(":memory:")
-        files = create_views(self.con, self.root, self.config)
-        files += attach_views(self.con, {name: Path(path) for name, path in (attach or {}).items()})
-        # Lock the connection down: it may read exactly the store's files and nothing else.
-        allowed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-        self.con.execute(f"SET allowed_paths = [{allowed}]")
-        self.con.execute("SET enable_external_access = false")
-        self.con.execute("SET lock_configuration = true")
+        try:
+            files = create_views(self.con, self.root, self.config)
+            files += attach_views(self.con, {name: Path(path) for name, path in (attach or {}).items()})
+            # Lock the connection down: it may read exactly the store's files and nothing else.
+            allowed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+            self.con.execute(f"SET allowed_paths = [{allowed}]")
+            self.con.execute("SET enable_external_access = false")
+            self.con.execute("SET lock_configuration = true")
+        except BaseException:
+            self.close()
+            raise
         self._live_items: dict[tuple[str, str], str] | None = None
         self._search_tables: set[str] = set()
 
@@ -195,6 +201,7 @@ class Store:
 
     def close(self) -> None:
         self.con.close()
+        self._reader_lock.release()
 
     def __enter__(self) -> "Store":
         return self

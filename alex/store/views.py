@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from alex.store.layout import (
+    COMPACTED_FILE,
     FRAMES_DIR,
     ITEMS_FILE,
     ITEMS_SCHEMA,
@@ -32,12 +33,21 @@ from alex.store.layout import (
 )
 
 
-def segment_dirs(root: Path) -> list[Path]:
-    """Sealed segments in commit order (names start with a zero-padded sequence number)."""
+def sealed_segments(root: Path) -> list[Path]:
+    """Every sealed segment folder in commit order (names start with a zero-padded sequence number),
+    obsolete ones included."""
     base = root / SEGMENTS_DIR
     if not base.is_dir():
         return []
     return sorted(p for p in base.iterdir() if p.is_dir() and (p / VIDEOS_FILE).is_file())
+
+
+def segment_dirs(root: Path) -> list[Path]:
+    """The visible segments in commit order: the latest compacted segment (``compacted.json``) and
+    those sealed after it; the ones before it are obsolete (their live rows are in it)."""
+    sealed = sealed_segments(root)
+    compacted = [i for i, p in enumerate(sealed) if (p / COMPACTED_FILE).is_file()]
+    return sealed[compacted[-1]:] if compacted else sealed
 
 
 def store_files(root: Path) -> dict[str, list[Path]]:

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from alex.errors import StoreLockedError
+from alex.store.readers import remove_obsolete
 from alex.store.config import new_store_config, read_store_config, write_store_config
 from alex.store.layout import (
     ARRAYS_FILE,
@@ -31,6 +32,7 @@ from alex.store.layout import (
     ITEMS_FILE,
     ITEMS_SCHEMA,
     LOCK_FILE,
+    READERS_LOCK,
     SEGMENTS_DIR,
     STAGING_DIR,
     STATUS_ERROR,
@@ -105,12 +107,24 @@ class _Segment:
         return self._h5
 
 
-def _fsync_path(path: Path) -> None:
+def fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def commit_segment(staging: Path, final: Path) -> None:
+    """Make a finished segment folder visible: fsync every file and folder in it, then one atomic
+    rename from ``.staging/`` into ``segments/`` (the commit point), then fsync ``segments/``."""
+    for path in staging.rglob("*"):
+        if path.is_file():
+            fsync_path(path)
+    for folder in [p for p in staging.rglob("*") if p.is_dir()] + [staging]:
+        fsync_path(folder)
+    os.rename(staging, final)  # the commit point
+    fsync_path(final.parent)
 
 
 class StoreWriter:
@@ -137,9 +151,11 @@ class StoreWriter:
                 f"another alex process is writing to {self.root}; wait for it to finish "
                 "(reading with `alex query` or `alex info` is fine meanwhile)"
             ) from None
-        # Leftovers of a killed run are never visible; drop them.
+        # Leftovers of a killed run are never visible; drop them, and segments a compaction made obsolete.
         shutil.rmtree(self.root / STAGING_DIR, ignore_errors=True)
         (self.root / SEGMENTS_DIR).mkdir(exist_ok=True)
+        (self.root / READERS_LOCK).touch(exist_ok=True)  # readers lock it; it exists before any reader
+        remove_obsolete(self.root)
         if (self.root / STORE_JSON).exists():
             self.config = read_store_config(self.root)
         else:
@@ -151,6 +167,12 @@ class StoreWriter:
         existing = [p.name.split("-")[0] for p in (self.root / SEGMENTS_DIR).iterdir()]
         self._sequence = max((int(n) for n in existing if n.isdigit()), default=0)
         self.sealed_segments: list[str] = []
+
+    def reserve_segment_name(self) -> str:
+        """The name of a segment sealed after every existing one (for writers of whole segments:
+        compaction)."""
+        self._sequence += 1
+        return f"{self._sequence:020d}-{os.getpid()}"
 
     # ---- encoders -------------------------------------------------------------------------
 
@@ -179,8 +201,7 @@ class StoreWriter:
                 return current
             current.accepting = False
             self._seal_if_done(current)
-        self._sequence += 1
-        segment = _Segment(self.root, f"{self._sequence:020d}-{os.getpid()}")
+        segment = _Segment(self.root, self.reserve_segment_name())
         self._segments.append(segment)
         return segment
 
@@ -375,13 +396,7 @@ class StoreWriter:
             segment._h5.close()
         pq.write_table(pa.Table.from_pylist(segment.video_rows, schema=VIDEOS_SCHEMA), segment.staging / VIDEOS_FILE)
         pq.write_table(pa.Table.from_pylist(segment.item_rows, schema=ITEMS_SCHEMA), segment.staging / ITEMS_FILE)
-        for path in segment.staging.rglob("*"):
-            if path.is_file():
-                _fsync_path(path)
-        _fsync_path(segment.staging / FRAMES_DIR)
-        _fsync_path(segment.staging)
-        os.rename(segment.staging, segment.final)  # the commit point
-        _fsync_path(segment.final.parent)
+        commit_segment(segment.staging, segment.final)
         self.sealed_segments.append(segment.name)
 
     def close(self, abort: bool = False) -> None:
