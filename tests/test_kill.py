@@ -71,3 +71,80 @@ def test_sigkill_mid_run_then_rerun_matches_an_uninterrupted_run(tmp_path):
     for key in want[2]:
         assert np.array_equal(got[2][key].embedding, want[2][key].embedding), key
         assert np.array_equal(got[2][key].t_start, want[2][key].t_start), key
+
+
+def consistent(root) -> tuple[int, int]:
+    """(videos visible, items whose frames rows disagree with their step count) as a reader sees them."""
+    with alex.open_store(root) as s:
+        videos = s.sql("SELECT count(*) FROM videos").fetchall()[0][0]
+        torn = s.sql(
+            "SELECT count(*) FROM items i LEFT JOIN (SELECT video_id, encoder, count(*) AS n FROM frames GROUP BY ALL) f "
+            "USING (video_id, encoder) WHERE i.status = 'ok' AND coalesce(f.n, 0) != i.steps"
+        ).fetchall()[0][0]
+    return videos, torn
+
+
+@pytest.mark.slow
+def test_twenty_kills_at_random_points_each_leave_a_sound_store_and_the_rerun_ends_as_a_clean_run(tmp_path):
+    from alex.pipeline.extract import ExtractOptions, extract
+    from alex.store.verify import verify
+
+    videos = tmp_path / "v"
+    for i in range(8):
+        make_video(videos / f"v{i:02d}.mp4", num_frames=40, fps=20, seed=i, noise=True, width=64, height=48)
+    started = time.monotonic()
+    reference = alex_cli("extract", "--videos", str(videos), "--store", str(tmp_path / "ref"), *ARGS)
+    assert reference.wait(timeout=300) == 0, reference.stderr.read().decode()
+    full = time.monotonic() - started
+    want = snapshot(tmp_path / "ref")
+    rng = np.random.default_rng(15)
+    outcomes = []
+    for trial in range(20):
+        store = tmp_path / f"s{trial}"
+        victim = alex_cli("extract", "--videos", str(videos), "--store", str(store), *ARGS)
+        time.sleep(float(rng.uniform(0.05, full)))
+        finished = victim.poll() is not None
+        if not finished:
+            os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        time.sleep(0.2)  # an orphaned decode worker notices its parent is gone
+        if not (store / "store.json").exists():
+            outcomes.append("before the store existed")
+        else:
+            report = verify(store)
+            assert report.sound, (trial, [str(p) for p in report.problems])
+            videos_seen, torn = consistent(store)
+            assert torn == 0, trial
+            outcomes.append(f"{videos_seen} videos" + (" (finished)" if finished else ""))
+        rerun = extract(ExtractOptions(videos=videos, store=store, encoders=["pixels", "clip:tiny@random"], fps=10,
+                                       batch_size=4, workers=0, shard_videos=1))
+        assert rerun.exit_code == 0, (trial, rerun.failed)
+        after = verify(store)
+        assert after.sound and not after.leftovers, (trial, after.problems, after.leftovers)
+        got = snapshot(store)
+        assert got[0] == want[0] and got[1] == want[1], trial
+        for key in want[2]:
+            assert np.array_equal(got[2][key].embedding, want[2][key].embedding), (trial, key)
+    # The kills landed at different points of the run, not all before it started or after it ended.
+    assert len(set(outcomes)) >= 4, outcomes
+
+
+@pytest.mark.slow
+def test_a_query_loop_during_extraction_only_ever_sees_complete_videos(tmp_path):
+    videos = tmp_path / "v"
+    for i in range(12):
+        make_video(videos / f"v{i:02d}.mp4", num_frames=40, fps=20, seed=i, noise=True, width=64, height=48)
+    store = tmp_path / "s"
+    writer = alex_cli("extract", "--videos", str(videos), "--store", str(store), *ARGS)
+    seen = []
+    while writer.poll() is None:
+        if (store / "store.json").exists():
+            count, torn = consistent(store)
+            assert torn == 0, f"a reader saw a torn video after {count} videos"
+            seen.append(count)
+    assert writer.returncode == 0, writer.stderr.read().decode()
+    assert seen == sorted(seen), "a reader saw videos disappear"
+    assert len(set(seen)) >= 4, seen  # it really read while the store grew
+    code = subprocess.run([sys.executable, "-m", "alex", "query", "SELECT count(*) AS n FROM videos", "--store", str(store),
+                           "-f", "csv"], capture_output=True, text=True)
+    assert code.returncode == 0 and code.stdout.split()[-1] == "12"
