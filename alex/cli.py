@@ -141,6 +141,11 @@ def extract(
     batch_size: int = typer.Option(32, "--batch-size", help="Frames per encoder batch (frames of several videos are mixed)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decode processes running ahead of the encoder (0: decode in this process). Default: CPU cores - 1, at most 8."),
     shard_size: int = typer.Option(256, "--shard-size", help="Videos per store segment; each is committed atomically when complete."),
+    video_timeout: float = typer.Option(
+        600.0, "--video-timeout",
+        help="Seconds a decode worker may go without progress on one video before it is stopped and the video "
+        "recorded as an error (the run goes on). Needs --workers 1 or more.",
+    ),
     quiet: bool = flag("quiet", "-q", help="No progress: no bar on a terminal, no status lines elsewhere (every $ALEX_PROGRESS_INTERVAL s, default 30)."),
     profile: bool = flag("profile", help="Print the time spent decoding, preprocessing, encoding and writing."),
 ) -> None:
@@ -157,6 +162,7 @@ def extract(
         videos=videos, store=store, encoders=list(encoder or []) or ["clip"], fps=fps if fps is not None else 1.0,
         num_frames=num_frames, dtype=dtype, store_dtype=store_dtype, globs=list(glob or []) or None, retry_errors=retry_errors,
         device=device, batch_size=batch_size, workers=workers, quiet=quiet, shard_videos=shard_size,
+        video_timeout=video_timeout,
         clip_frames=clip_frames, clip_stride=clip_stride, keep_tokens=keep_tokens, views=views, seed=seed,
         audio_dir=audio_dir,
     )

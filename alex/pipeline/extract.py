@@ -24,7 +24,7 @@ import numpy as np
 
 from alex import __version__
 from alex.devices import check_device
-from alex.errors import UsageError
+from alex.errors import AlexError, UsageError
 from alex.pipeline.encoders import DEFAULT_ENCODER, build_encoder, encoder_class, resolve_device
 from alex.pipeline.encoders.precision import COMPUTE_DTYPES, LEGACY_COMPUTE_DTYPE, check_compute_dtype, resolve_compute_dtype
 from alex.pipeline.encoders.spec import EncoderSpec
@@ -32,11 +32,22 @@ from alex.pipeline.listing import VIDEO_EXTENSIONS, VideoFile, fingerprint, list
 from alex.pipeline.progress import ExtractProgress
 from alex.pipeline.sampling import Sampling
 from alex.pipeline.encoders.base import EncoderOutput
-from alex.pipeline.workers import DecodeTask, InlineDecoder, ProcessDecoder, StepChunk
+from alex.pipeline.workers import UNEXPECTED, DecodeTask, InlineDecoder, ProcessDecoder, StepChunk
 from alex.store.config import check_encoder_compatible, check_encoder_name, read_store_config
 from alex.store.layout import STATUS_ERROR, STATUS_OK, STORE_DTYPES, STORE_JSON
 from alex.store.reader import Store
 from alex.store.writer import NonFiniteFeatureError, StepBatch, StoreWriter
+
+
+DEFAULT_VIDEO_TIMEOUT = 600.0  # generous: a 4K frame at a low --fps takes seconds, not minutes
+REPEATED_FAILURES = 3  # the same unexpected error on this many videos stops the run: it is not about them
+ERRORS_LOG = "alex-errors.log"  # in the store: tracebacks of unexpected per-video failures
+
+
+class RepeatedFailureError(AlexError):
+    """The same unexpected exception on several videos: a bug or a broken install, not bad input."""
+
+    exit_code = 3
 
 
 def default_workers() -> int:
@@ -67,6 +78,7 @@ class ExtractOptions:
     views: int = 1  # per-frame encoders: K augmented views per frame, view 0 plain (for probe training)
     seed: int = 0  # seeds the augmented views
     audio_dir: Path | None = None  # audio encoders read DIR/<video stem>.wav|.flac instead of the container's track
+    video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT  # s without decoding progress on one video (decode workers); None: none
 
 
 @dataclass
@@ -136,6 +148,8 @@ def extract(options: ExtractOptions) -> ExtractReport:
     compute, store_dtype = _dtypes(options)
     if options.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {options.batch_size}")
+    if options.video_timeout is not None and options.video_timeout <= 0:
+        raise UsageError(f"--video-timeout must be positive, got {options.video_timeout:g}")
     check_device(options.device)
     for flag, value in (("--clip-frames", options.clip_frames), ("--clip-stride", options.clip_stride)):
         if value is not None and value < 1:
@@ -190,7 +204,7 @@ def extract(options: ExtractOptions) -> ExtractReport:
 
     workers = default_workers() if options.workers is None else options.workers
     # Start-up overlapped: the decode processes spawn and import while the models load.
-    pool = ProcessDecoder([], workers) if videos and workers > 0 else None
+    pool = ProcessDecoder([], workers, video_timeout=options.video_timeout) if videos and workers > 0 else None
     try:
         device = resolve_device(options.device)
         needed = {name for v in videos for name in v.encoders} | (set() if existing else set(identities))
@@ -281,7 +295,7 @@ def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry
             continue
         same_file = prior is not None and fp == prior[0]
         if same_file:
-            if prior[1] == STATUS_ERROR and not retry_errors:
+            if prior[1] == STATUS_ERROR and not retry_errors and not (prior[2] or "").startswith(UNEXPECTED):
                 report.failed_before.append((file.video_id, prior[2] or "failed before"))
                 continue
             missing = [e for e in encoders if (file.video_id, e) not in done]
@@ -382,7 +396,9 @@ class _Run:
             pool.add(tasks)
             self.decoder = pool
         else:
-            self.decoder = ProcessDecoder(tasks, workers) if workers > 0 else InlineDecoder(tasks)
+            self.decoder = (ProcessDecoder(tasks, workers, video_timeout=options.video_timeout) if workers > 0
+                            else InlineDecoder(tasks))
+        self._unexpected: list[tuple[str, str]] = []  # (video, reason) of the latest unexpected failures in a row
         self.progress = ExtractProgress(len(videos), quiet=options.quiet)
         self.profile = report.profile
         self._steps_seen = False
@@ -452,6 +468,27 @@ class _Run:
         elif kind == "error":
             video.fingerprint = message[4] or video.fingerprint
             self._fail(video, message[2], message[3])
+            self._count_unexpected(video, message[2], message[5] if len(message) > 5 else None)
+
+    def _count_unexpected(self, video: _Video, reason: str, trace: str | None) -> None:
+        """Log an unexpected failure's traceback in the store; stop the run (exit 3) when the same one
+        hits ``REPEATED_FAILURES`` videos in a row: that is alex or its install, not the videos."""
+        if not reason.startswith(UNEXPECTED):
+            self._unexpected = []
+            return
+        if trace:
+            with open(self.writer.root / ERRORS_LOG, "a") as log:
+                log.write(f"--- {datetime.now(timezone.utc).isoformat(timespec='seconds')} alex {__version__}: "
+                          f"video {video.file.video_id}\n{trace}")
+        self._unexpected = [u for u in self._unexpected if u[1] == reason] + [(video.file.video_id, reason)]
+        if len(self._unexpected) >= REPEATED_FAILURES:
+            self._encode_all()  # keep the videos already decoded: encode and commit them first
+            names = ", ".join(v for v, _ in self._unexpected)
+            raise RepeatedFailureError(
+                f"the same unexpected error on {len(self._unexpected)} videos in a row ({names}): {reason}. "
+                f"That is a bug or a broken install, not bad videos, so the run stopped; tracebacks are in "
+                f"{self.writer.root / ERRORS_LOG}. Videos finished so far are kept; rerun after the fix "
+                "(videos that failed this way are tried again without --retry-errors).")
 
     def _add_steps(self, video: _Video, name: str, chunk: StepChunk) -> None:
         if name in video.item_errors:

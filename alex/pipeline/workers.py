@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Iterator
@@ -26,6 +27,8 @@ from alex.pipeline.decode import VideoReader, frame_to_rgb, open_audio
 from alex.pipeline.listing import fingerprint
 from alex.pipeline.sampling import Sample, Sampling, StreamSampler, even_targets, fps_targets
 from alex.pipeline.steps import Step, StepsUnavailable, StepSpec
+
+UNEXPECTED = "unexpected "  # the start of the reason of a failure that is not a decoding error (a bug, an exotic file)
 
 CHUNK_STEPS = 8
 
@@ -67,7 +70,8 @@ class DecodeStats:
 # Messages to the parent, as tuples: ("start", task_id, pid) ("steps", task_id, encoder, StepChunk)
 # ("item_error", task_id, encoder, reason): that encoder fails on this video, the others go on
 # ("no_audio", task_id, encoder): an audio encoder on a video without an audio track (and no --audio-dir)
-# ("done", task_id, info dict, DecodeStats, fingerprint) ("error", task_id, reason, info dict | None, fingerprint)
+# ("done", task_id, info dict, DecodeStats, fingerprint)
+# ("error", task_id, reason, info dict | None, fingerprint[, traceback text of an unexpected exception])
 
 
 def _pack(steps: list[Step]) -> StepChunk:
@@ -218,8 +222,9 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
         yield ("done", task.task_id, reader.info().to_row(), stats, digest)
     except VideoDecodeError as exc:
         yield ("error", task.task_id, exc.reason, _safe_info(reader), digest)
-    except Exception as exc:  # a bug or an exotic file must not take the run down
-        yield ("error", task.task_id, f"unexpected {type(exc).__name__}: {exc}"[:300], _safe_info(reader), digest)
+    except Exception as exc:  # a bug or an exotic file must not take the run down (the parent counts them)
+        yield ("error", task.task_id, f"{UNEXPECTED}{type(exc).__name__}: {exc}"[:300], _safe_info(reader), digest,
+               traceback.format_exc())
     finally:
         if reader is not None:
             reader.close()
@@ -301,6 +306,9 @@ class _Worker:
     conn: Connection  # read end of this worker's own pipe
     assigned: list[int] = field(default_factory=list)  # task ids, in the order it decodes them
     started: bool = False  # has it taken a task (as opposed to dying at start-up)?
+    decoding: int | None = None  # the task it said it started and has not finished
+    since: float = 0.0  # when it last sent anything about that task (progress)
+    timed_out: bool = False  # killed by the parent: no progress for --video-timeout seconds
 
 
 class ProcessDecoder:
@@ -312,8 +320,11 @@ class ProcessDecoder:
     and a fresh worker takes its place. ``messages()`` yields messages, or None when nothing
     arrived for ``idle_s`` (the caller's cue to encode a partial batch)."""
 
-    def __init__(self, tasks: list[DecodeTask], workers: int, ahead: int = 16, idle_s: float = 0.05, prefetch: int = 6):
+    def __init__(self, tasks: list[DecodeTask], workers: int, ahead: int = 16, idle_s: float = 0.05, prefetch: int = 6,
+                 video_timeout: float | None = None):
         self._ctx = mp.get_context("spawn")  # never fork a process that holds torch and threads
+        self.video_timeout = video_timeout  # seconds without progress on one video before its worker is killed
+        self._orphan_deaths: dict[int, int] = {}  # task id -> deaths of workers that held it queued, not started
         self._pending: list[DecodeTask] = []
         self._by_id: dict[int, DecodeTask] = {}
         self._unfinished: set[int] = set()
@@ -348,6 +359,7 @@ class ProcessDecoder:
 
     def messages(self) -> Iterator[tuple | None]:
         while self._unfinished:
+            self._kill_stalled()
             ready = wait([w.conn for w in self._workers], timeout=self._idle_s)
             if not ready:
                 yield None
@@ -359,11 +371,25 @@ class ProcessDecoder:
                 except (EOFError, OSError):
                     yield from self._replace(worker)
                     continue
+                worker.since = time.monotonic()
                 if message[0] == "start":
-                    worker.started = True
+                    worker.started, worker.decoding = True, message[1]
                 elif message[0] in ("done", "error"):
+                    if worker.decoding == message[1]:
+                        worker.decoding = None
                     self._finish(message[1])
                 yield message
+
+    def _kill_stalled(self) -> None:
+        """A worker that sent nothing about its video for ``video_timeout`` seconds is killed; its
+        pipe's end-of-file then blames that video (``_replace``)."""
+        if not self.video_timeout:
+            return
+        now = time.monotonic()
+        for worker in self._workers:
+            if worker.decoding is not None and not worker.timed_out and now - worker.since > self.video_timeout:
+                worker.timed_out = True
+                worker.proc.kill()
 
     def _finish(self, task_id: int) -> None:
         self._unfinished.discard(task_id)
@@ -382,11 +408,26 @@ class ProcessDecoder:
             )
         self._workers[self._workers.index(dead)] = self._spawn()
         dead.conn.close()
-        current, queued = dead.assigned[:1], dead.assigned[1:]
+        # Blame only the video it said it was decoding; the ones queued behind it go back to the pool.
+        # (A death between two videos blames none. A video whose "start" never arrived but that was
+        # first in line at two deaths is blamed too, so a video that kills its decoder at once
+        # cannot go round forever.)
+        blamed = [] if dead.decoding is None or dead.decoding not in self._unfinished else [dead.decoding]
+        queued = [t for t in dead.assigned if t not in blamed]
+        if queued and not blamed:
+            first = queued[0]
+            self._orphan_deaths[first] = self._orphan_deaths.get(first, 0) + 1
+            if self._orphan_deaths[first] >= 2:
+                blamed, queued = [first], queued[1:]
+        dead.assigned = []
         self._pending.extend(self._by_id[t] for t in reversed(queued))
-        for task_id in current:
+        if dead.timed_out:
+            why = f"timed out: no decoding progress for {self.video_timeout:g} s (--video-timeout); the decoder was stopped"
+        else:
+            why = f"the decoder process died while decoding (exit code {code})"
+        for task_id in blamed:
             self._finish(task_id)
-            yield ("error", task_id, f"the decoder process died while decoding (exit code {code})", None, None)
+            yield ("error", task_id, why, None, None)
         self._feed()
 
     def close(self, abort: bool = False) -> None:
