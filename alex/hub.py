@@ -3,17 +3,16 @@
 Shared by the encoders (``alex.pipeline``) and the heads (``alex.heads``).
 
 A hub download on a machine that cannot reach the hub retries for most of a minute. alex
-checks first (a cached file, or a 3-second connection to the hub endpoint) and fails fast with
+checks first (a cached file, or one 3-second request to the hub through huggingface_hub's own
+session, proxies and offline mode honoured) and fails fast with
 a message saying what was looked for and how to point alex at local weights.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlparse
 
 from alex.errors import UsageError, WeightsUnavailableError
 
@@ -35,16 +34,55 @@ def hub_endpoint() -> str:
 
 @lru_cache(maxsize=None)
 def hub_reachable(endpoint: str | None = None, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to the hub endpoint opens within ``timeout`` (and offline mode is off)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+    """Whether the hub (or ``endpoint``, a weights URL) answers within ``timeout``.
+
+    False at once in huggingface_hub's offline mode (``HF_HUB_OFFLINE=1``, read as it does, also
+    when set after it was imported). Otherwise one HEAD request through huggingface_hub's own HTTP
+    session, which honours the environment's proxy settings (``HTTPS_PROXY``, ``NO_PROXY``...) as
+    every download of theirs does: any HTTP answer, even an error status, means reachable; a
+    connection, proxy or TLS failure, or the timeout, means not."""
+    from huggingface_hub import is_offline_mode
+    from huggingface_hub.utils import get_session
+
+    if is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
         return False
-    url = urlparse(endpoint or hub_endpoint())
-    port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        with socket.create_connection((url.hostname, port), timeout=timeout):
-            return True
-    except OSError:
+        get_session().head(endpoint or hub_endpoint(), timeout=timeout)
+        return True
+    except Exception:  # httpx / requests connection, proxy and timeout errors alike: not reachable
         return False
+
+
+def hub_file(repo_id: str, filenames: list[str], what: str) -> str | None:
+    """The first of ``filenames`` that ``repo_id`` has: from the local cache, else downloaded.
+
+    None only when the repo is known to have none of them (the hub said so, now or in the cache's
+    record of missing files). A download that fails for any other reason (network, proxy, gated or
+    missing repo, disk) raises WeightsUnavailableError with the reason: it is never read as "the
+    file does not exist", which would silently change what is computed."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.file_download import _CACHED_NO_EXIST
+
+    unknown = []
+    for filename in filenames:
+        cached = try_to_load_from_cache(repo_id, filename)
+        if isinstance(cached, str) and os.path.isfile(cached):
+            return cached
+        if cached is not _CACHED_NO_EXIST:
+            unknown.append(filename)
+    if not unknown:
+        return None
+    require_hub(what, f"{repo_id}/{unknown[0]}")
+    for filename in unknown:
+        try:
+            return hf_hub_download(repo_id, filename)
+        except EntryNotFoundError:
+            continue
+        except Exception as exc:
+            raise WeightsUnavailableError(f"{what}: downloading {repo_id}/{filename} failed: "
+                                          f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    return None
 
 
 def cached_hub_file(repo_id: str, filenames: list[str]) -> str | None:

@@ -13,6 +13,7 @@ encoder only).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alex.errors import EncoderSpecError
@@ -120,14 +121,17 @@ class TubeletEncoder:
         """Sizes, mean and std from the model's own video processor config when it has one."""
         mean, std = IMAGENET_MEAN, IMAGENET_STD
         resize = int(self.size * 256 / 224) if self.hf_config.model_type == "vjepa2" else self.size
+        source = "ImageNet defaults (the model has no processor config)"
         if model_name != "tiny":
             path = _processor_config(model_name)
             if path is not None:
+                source = Path(path).name
                 cfg = json.loads(open(path).read())
                 mean, std = cfg.get("image_mean", mean), cfg.get("image_std", std)
                 shortest = (cfg.get("size") or {}).get("shortest_edge")
                 resize = int(shortest) if shortest else resize
-        return {"size": self.size, "resize": resize, "interpolation": "bilinear", "mean": list(mean), "std": list(std)}
+        return {"size": self.size, "resize": resize, "interpolation": "bilinear", "mean": list(mean), "std": list(std),
+                "from": source if model_name != "tiny" else "ImageNet defaults (tiny)"}
 
     def encode(self, batch: torch.Tensor) -> EncoderOutput:
         """(B, T, h, w, 3) uint8 clips -> pooled (B, D) and tokens (B, T/tubelet, h/patch, w/patch, D)."""
@@ -159,25 +163,14 @@ class TubeletEncoder:
 
 
 def _processor_config(model_name: str) -> str | None:
+    """The model's video (or image) processor config: from its folder, the HF cache or the hub.
+    None only when the model has none (known, not guessed); a failed download is an error."""
     from pathlib import Path
 
-    from alex.hub import cached_hub_file
+    from alex.hub import hub_file
 
     names = ["video_preprocessor_config.json", "preprocessor_config.json"]
     if is_local(model_name):
         found = [Path(model_name) / n for n in names if (Path(model_name) / n).is_file()]
         return str(found[0]) if found else None
-    cached = cached_hub_file(model_name, names)
-    if cached or offline(model_name):
-        return cached
-    try:
-        from huggingface_hub import hf_hub_download
-
-        for name in names:
-            try:
-                return hf_hub_download(model_name, name)
-            except Exception:
-                continue
-    except ImportError:
-        pass
-    return None
+    return hub_file(model_name, names, f"tubelet:{model_name}")

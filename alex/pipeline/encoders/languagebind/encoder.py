@@ -36,16 +36,14 @@ VIDEO_LLAVA_LAYER = -2
 
 
 def _file(model: str, name: str) -> str | None:
-    """A file of a local folder or hub repo (downloaded when the hub is reachable), or None."""
+    """A file of a local folder or hub repo (from the cache, or downloaded), or None when the repo
+    has no such file; a download that fails for another reason is an error (``alex.hub.hub_file``)."""
     if is_local(model):
         path = Path(model) / name
         return str(path) if path.is_file() else None
-    from huggingface_hub import hf_hub_download
+    from alex.hub import hub_file
 
-    try:
-        return hf_hub_download(model, name, local_files_only=offline(model))
-    except Exception:
-        return None
+    return hub_file(model, [name], f"languagebind:{model}")
 
 
 def load_config(model: str) -> LanguageBindVideoConfig:
