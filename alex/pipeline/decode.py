@@ -48,6 +48,9 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:300]
 
 
+MAX_SIDE = 16384  # pixels: above 16K a side, a header is forged or the video is not one alex can sample
+
+
 def open_video(path: str | Path) -> av.container.InputContainer:
     """Open a container for decoding; an empty or unreadable file is a VideoDecodeError."""
     path = str(path)
@@ -72,7 +75,12 @@ def pick_video_stream(container: av.container.InputContainer, path: str) -> av.v
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         raise VideoDecodeError(path, f"no video stream (the file has: {', '.join(kinds)})")
     defaults = [s for s in streams if s.disposition & av.stream.Disposition.default]
-    return (defaults or streams)[0]
+    stream = (defaults or streams)[0]
+    width, height = stream.codec_context.width or 0, stream.codec_context.height or 0
+    if width > MAX_SIDE or height > MAX_SIDE:  # before a packet is read: a forged header must not allocate
+        raise VideoDecodeError(path, f"frame size {width}x{height} is beyond alex's limit of {MAX_SIDE} pixels a side "
+                                     "(refused before decoding)")
+    return stream
 
 
 def _rate(stream: av.video.stream.VideoStream) -> float | None:

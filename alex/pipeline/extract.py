@@ -28,7 +28,7 @@ from alex.errors import AlexError, UsageError
 from alex.pipeline.encoders import DEFAULT_ENCODER, build_encoder, encoder_class, resolve_device
 from alex.pipeline.encoders.precision import COMPUTE_DTYPES, LEGACY_COMPUTE_DTYPE, check_compute_dtype, resolve_compute_dtype
 from alex.pipeline.encoders.spec import EncoderSpec
-from alex.pipeline.listing import VIDEO_EXTENSIONS, VideoFile, fingerprint, list_videos
+from alex.pipeline.listing import VIDEO_EXTENSIONS, VideoFile, fingerprint, list_videos, printable
 from alex.pipeline.progress import ExtractProgress
 from alex.pipeline.sampling import Sampling
 from alex.pipeline.encoders.base import EncoderOutput
@@ -357,7 +357,7 @@ def _row(video: "_Video | VideoFile", info: dict[str, Any] | None, status: str, 
         info = {**info, "audio_source": video.prior_audio[0], "audio_path": video.prior_audio[1]}
     return {
         "video_id": file.video_id,
-        "source_path": str(file.path.resolve()),
+        "source_path": printable(str(file.path.resolve())),
         "size_bytes": getattr(video, "size", None),
         "mtime_ns": getattr(video, "mtime_ns", None),
         "fingerprint": getattr(video, "fingerprint", None),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +20,34 @@ FINGERPRINT_BLOCK = 1 << 20
 
 @dataclass
 class VideoFile:
-    video_id: str  # path relative to the videos root, posix
+    video_id: str  # path relative to the videos root, posix, as valid UTF-8 (see printable)
     path: Path
+
+
+def printable(text: str) -> str:
+    """A file name as valid UTF-8 text: bytes that are not UTF-8 (which Python keeps as surrogate
+    escapes, and Parquet cannot store) are written ``\\xe9``. Quotes, newlines and other characters
+    are kept as they are. Video ids and source paths are stored this way."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+FILE_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+              (stat.S_ISSOCK, "a socket"))
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """Why ``path`` (links followed) is not a file alex may open, or None. Never opens it: opening
+    a FIFO would block, reading a device would not end."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return "broken link" if path.is_symlink() else f"cannot stat: {exc.strerror or exc}"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    for test, kind in FILE_KINDS:
+        if test(mode):
+            return f"not a regular file ({kind})"
+    return None if stat.S_ISREG(mode) else "not a regular file"
 
 
 @dataclass
@@ -36,8 +63,9 @@ def list_videos(root: str | Path, globs: list[str] | None = None) -> Listing:
     links are skipped and reported, not fatal.
     """
     root = Path(root)
-    if root.is_file():
-        return Listing([VideoFile(root.name, root)])
+    if root.exists() and not root.is_dir():
+        why = _not_a_regular_file(root)
+        return Listing([VideoFile(printable(root.name), root)] if why is None else [], [(printable(root.name), why)] if why else [])
     if not root.is_dir():
         raise UsageError(f"--videos {root}: no such file or folder")
     if globs:
@@ -54,13 +82,12 @@ def list_videos(root: str | Path, globs: list[str] | None = None) -> Listing:
         )
     listing = Listing([])
     for path in candidates:
-        rel = path.relative_to(root).as_posix()
-        if path.is_symlink() and not path.exists():
-            listing.skipped.append((rel, "broken link"))
-        elif path.is_dir():
-            listing.skipped.append((rel, "a directory"))
-        elif path.is_file():
+        rel = printable(path.relative_to(root).as_posix())
+        why = _not_a_regular_file(path)
+        if why is None:
             listing.videos.append(VideoFile(rel, path))
+        else:
+            listing.skipped.append((rel, why))
     return listing
 
 

@@ -111,11 +111,6 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
     reader: VideoReader | None = None
     digest = task.fingerprint
     try:
-        if digest is None:
-            try:
-                digest = fingerprint(task.path)
-            except OSError as exc:
-                raise VideoDecodeError(task.path, f"cannot read file: {exc.strerror or exc}") from exc
         video_key = int.from_bytes(hashlib.blake2b(task.video_id.encode(), digest_size=8).digest(), "big")
         hears = {name for name, spec in task.steps.items() if spec.hears_audio}
         audio_error = task.audio_error if hears else None
@@ -131,6 +126,11 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
                 del steps[name]
             hears = set()
         reader = VideoReader(task.path, threads=task.threads, audio_path=task.audio_path)
+        if digest is None:  # hashed once the file opens as a video: a 10 GB file of junk costs a probe, not a read
+            try:
+                digest = fingerprint(task.path)
+            except OSError as exc:
+                raise VideoDecodeError(task.path, f"cannot read file: {exc.strerror or exc}") from exc
         if hears and task.audio_path is None and not reader.container.streams.audio:
             for name in sorted(hears):  # nothing to hear: those encoders are done with 0 steps, the rest go on
                 yield ("no_audio", task.task_id, name)
