@@ -37,6 +37,7 @@ from alex.store.config import check_encoder_compatible, check_encoder_name, read
 from alex.store.layout import STATUS_ERROR, STATUS_OK, STORE_DTYPES, STORE_JSON
 from alex.store.reader import Store
 from alex.store.writer import NonFiniteFeatureError, StepBatch, StoreWriter
+from alex.versions import library_versions
 
 
 DEFAULT_VIDEO_TIMEOUT = 600.0  # generous: a 4K frame at a low --fps takes seconds, not minutes
@@ -219,7 +220,8 @@ def extract(options: ExtractOptions) -> ExtractReport:
         with StoreWriter(store, shard_videos=options.shard_videos) as writer:
             for name, encoder in encoders.items():
                 if name not in writer.config["encoders"]:
-                    writer.set_encoder_config(name, {**encoder.config(), **identities[name], "alex_version": __version__})
+                    writer.set_encoder_config(name, {**encoder.config(), **identities[name], "alex_version": __version__,
+                                                     "versions": library_versions()})
                 elif "model_geometry" in encoder.config() and "model_geometry" not in writer.config["encoders"][name]:
                     # a store written before geometries were recorded: its next reruns need no model config
                     writer.set_encoder_config(name, {**writer.config["encoders"][name],

@@ -106,6 +106,7 @@ ITEMS_SCHEMA = pa.schema(
         ("status", pa.string()),  # ok; error: this encoder failed on a video that is otherwise fine; no_audio
         ("error", pa.string()),
         ("segment", pa.string()),
+        ("versions", pa.string()),  # JSON: the alex, torch, open_clip, transformers, FFmpeg... that wrote it (null before)
     ]
 )
 

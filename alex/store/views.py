@@ -164,7 +164,10 @@ def create_views(con: duckdb.DuckDBPyConnection, root: Path, config: dict[str, A
     con.execute(f"CREATE VIEW _item_errors AS SELECT * FROM _items_latest WHERE status = '{STATUS_ERROR}'")
     con.execute(f"CREATE VIEW _items_no_audio AS SELECT * FROM _items_latest WHERE status = '{STATUS_NO_AUDIO}'")
     # Public: one row per (video, encoder) of the live file version, its state and step count.
-    con.execute("CREATE VIEW items AS SELECT video_id, encoder, status, num_steps AS steps, error FROM _items_latest")
+    # ``versions``: what software wrote the item (JSON); null for items of stores written before it was kept.
+    has_versions = "versions" in {c[0] for c in con.execute("DESCRIBE _items_all").fetchall()}
+    versions = "versions" if has_versions else "NULL::VARCHAR AS versions"
+    con.execute(f"CREATE VIEW items AS SELECT video_id, encoder, status, num_steps AS steps, error, {versions} FROM _items_latest")
     _create_videos_view(con)
     # Items that are neither live nor no_audio may have frames rows that are no longer live.
     superseded = con.execute(

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from alex.errors import StoreLockedError
 from alex.store.readers import remove_obsolete
+from alex.versions import versions_json
 from alex.store.config import new_store_config, read_store_config, write_store_config
 from alex.store.layout import (
     ARRAYS_FILE,
@@ -279,17 +280,17 @@ class StoreWriter:
                 segment.frame_tables.setdefault(encoder, []).append(self._frames_table(video_id, encoder, batches, segment.name))
             segment.item_rows.append(
                 {"video_id": video_id, "encoder": encoder, "fingerprint": row["fingerprint"],
-                 "num_steps": num_steps, "status": STATUS_OK, "error": None, "segment": segment.name}
+                 "num_steps": num_steps, "status": STATUS_OK, "error": None, "segment": segment.name, "versions": versions_json()}
             )
             self._flush_frames(segment, encoder, final=False)
         segment.item_rows.extend(
             {"video_id": video_id, "encoder": encoder, "fingerprint": row["fingerprint"], "num_steps": 0,
-             "status": STATUS_ERROR, "error": reason, "segment": segment.name}
+             "status": STATUS_ERROR, "error": reason, "segment": segment.name, "versions": versions_json()}
             for encoder, reason in (failed or {}).items()
         )
         segment.item_rows.extend(
             {"video_id": video_id, "encoder": encoder, "fingerprint": row["fingerprint"], "num_steps": 0,
-             "status": STATUS_NO_AUDIO, "error": None, "segment": segment.name}
+             "status": STATUS_NO_AUDIO, "error": None, "segment": segment.name, "versions": versions_json()}
             for encoder in no_audio
         )
         segment.video_rows.append({**row, "segment": segment.name})
@@ -320,7 +321,7 @@ class StoreWriter:
         self._drop_arrays(segment, video_id, list(video.arrays))
         segment.item_rows.extend(
             {"video_id": video_id, "encoder": encoder, "fingerprint": fingerprint, "num_steps": 0,
-             "status": STATUS_ERROR, "error": reason, "segment": segment.name}
+             "status": STATUS_ERROR, "error": reason, "segment": segment.name, "versions": versions_json()}
             for encoder in encoders
         )
         segment.open_videos.discard(video_id)
