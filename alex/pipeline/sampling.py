@@ -76,11 +76,15 @@ class StreamSampler(Generic[Payload]):
     samplings (encoders with their own frame rate) can share one decoded stream.
 
     ``make_targets(t_first)`` is called with the first frame's time. Targets before the first
-    frame have no frame at or before them and are skipped.
+    frame have no frame at or before them and are skipped. ``count``: the targets are a fixed
+    number (``--num-frames``): at the end of the stream every one left takes the last frame (the
+    latest at or before it, even when the container's time span promised frames later than the
+    last one that decoded), so exactly ``count`` samples come out.
     """
 
-    def __init__(self, make_targets: Callable[[float], Iterable[float]]):
+    def __init__(self, make_targets: Callable[[float], Iterable[float]], count: int | None = None):
         self._make_targets = make_targets
+        self.count = count
         self._targets: Iterator[float] | None = None
         self._target: float | None = None
         self._prev: tuple[float, float, Payload] | None = None
@@ -104,6 +108,10 @@ class StreamSampler(Generic[Payload]):
         return out
 
     @property
+    def emitted(self) -> int:
+        return self._index
+
+    @property
     def done(self) -> bool:
         """No target is left: later frames cannot give samples."""
         return self._targets is not None and self._target is None
@@ -114,7 +122,7 @@ class StreamSampler(Generic[Payload]):
             return []
         last_time, last_duration, payload = self._prev
         out = []
-        while self._target is not None and self._target <= last_time + TOLERANCE:
+        while self._target is not None and (self.count is not None or self._target <= last_time + TOLERANCE):
             out.append(Sample(self._index, self._target, last_time, last_time + last_duration, payload))
             self._index += 1
             self._target = next(self._targets, None)
@@ -124,9 +132,10 @@ class StreamSampler(Generic[Payload]):
 def sample_stream(
     frames: Iterable[tuple[float, float, Payload]],
     make_targets: Callable[[float], Iterable[float]],
+    count: int | None = None,
 ) -> Iterator[Sample[Payload]]:
     """Resolve targets against a stream of ``(time, duration, payload)`` in presentation order."""
-    sampler: StreamSampler[Payload] = StreamSampler(make_targets)
+    sampler: StreamSampler[Payload] = StreamSampler(make_targets, count)
     for time, duration, payload in frames:
         yield from sampler.push(time, duration, payload)
     yield from sampler.finish()

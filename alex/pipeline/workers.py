@@ -143,7 +143,7 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
         samplers, windows, builders = {}, {}, {}
         for sampling, names in groups.items():
             make_targets, windows[sampling] = _targets(sampling, reader, bounds)
-            samplers[sampling] = StreamSampler(make_targets)
+            samplers[sampling] = StreamSampler(make_targets, count=sampling.num_frames)
             builders.update({name: steps[name].build(windows[sampling], video_key) for name in names})
         if not groups:  # nothing to encode (every encoder failed above): decode anyway, for the row
             samplers[task.sampling] = StreamSampler(_targets(task.sampling, reader, bounds)[0])
@@ -203,6 +203,9 @@ def decode_task(task: DecodeTask, chunk_steps: int = CHUNK_STEPS) -> Iterator[tu
         for sampling, sampler in samplers.items():
             for sample in sampler.finish():
                 take(sampling, sample)
+            if sampler.count is not None and 0 < sampler.emitted != sampler.count:  # never fewer, silently
+                raise VideoDecodeError(task.path, f"sampled {sampler.emitted} of the {sampler.count} frames "
+                                                  f"--num-frames asked for")
         for name, builder in builders.items():
             if builder is None:
                 continue

@@ -74,3 +74,18 @@ def test_sampling_validates():
     with pytest.raises(UsageError):
         Sampling(fps=None, num_frames=0)
     assert Sampling(fps=2.0).to_dict() == {"fps": 2.0, "num_frames": None}
+
+
+def test_num_frames_gives_exactly_n_when_the_last_frames_promised_never_decode():
+    """The container's span says 0..4 s but frames stop at 1.2 s (a truncated tail, dropped packets):
+    the targets past the last frame take it, the latest at or before them, and all 5 come out."""
+    times = [0.0, 0.4, 0.8, 1.2]
+    out = [(s.index, s.t_start) for s in sample_stream(frames(times), lambda first: even_targets(0.0, 4.0, 5), count=5)]
+    assert out == [(0, 0.0), (1, 0.8), (2, 1.2), (3, 1.2), (4, 1.2)]
+    # Without a count (a rate), targets past the last frame are not samples: nothing to take them from.
+    assert [s.t_start for s in sample_stream(frames(times), lambda first: fps_targets(first, 1.0))] == [0.0, 0.8]
+
+
+def test_num_frames_over_a_short_video_repeats_frames_to_give_n():
+    out = [s.t_start for s in sample_stream(frames([0.0, 0.5]), lambda first: even_targets(0.0, 0.5, 4), count=4)]
+    assert out == [0.0, 0.0, 0.0, 0.5]
