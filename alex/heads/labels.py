@@ -66,7 +66,9 @@ def read_table(path: str | Path) -> duckdb.DuckDBPyRelation:
         if suffix.startswith(".parquet") or suffix == ".pq":
             return con.sql(f"SELECT * FROM read_parquet({quoted})")
     except duckdb.Error as exc:
+        con.close()
         raise UsageError(f"labels file {path} cannot be read: {str(exc).splitlines()[0]}") from exc
+    con.close()
     raise UsageError(f"labels file {path}: use .csv, .jsonl or .parquet (got {path.suffix or 'no extension'})")
 
 

@@ -131,7 +131,7 @@ def fit(model, options: TrainOptions, run_dir: Path, train_set, eval_set, collat
         trainer.train(resume_from_checkpoint=last)
     finally:
         progress.close()
-    tensorboard.close()
+        tensorboard.close()  # on every path: a failed run's event file is complete and closed too
     return trainer
 
 
@@ -152,26 +152,26 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
             say(f"resuming {run_dir} with changed options: {'; '.join(changed)}")
     family = head_family(options.head)
     last = last_checkpoint(run_dir, options.resume)
-    with open_store(options.store) as store:
-        signature = input_signature(store, options.inputs)
-        table = family.read_targets(options.labels, options.split_fractions, getattr(options, "task", None))
-        selection = select_labelled(store, table, options.inputs)
-        say(_counts(selection))
-        import torch
-        import transformers
+    datasets: dict[str, Any] = {}
+    try:  # the datasets' HDF5 handles are closed on every path, a failure while building them included
+        with open_store(options.store) as store:
+            signature = input_signature(store, options.inputs)
+            table = family.read_targets(options.labels, options.split_fractions, getattr(options, "task", None))
+            selection = select_labelled(store, table, options.inputs)
+            say(_counts(selection))
+            import torch
+            import transformers
 
-        transformers.utils.logging.disable_progress_bar()
-        transformers.set_seed(options.seed)  # the head's initial weights, then the data order
-        model, processor = family.build(options, store, table, selection, signature)
-        if last is not None:
-            model_differences(run_dir, type(model.config).from_pretrained(last).to_dict(), model.config.to_dict())
-        datasets = {}
-        for split, ids in selection.splits.items():
-            item_ids, extras = family.items(store, ids, table, model, train=split == "train")
-            datasets[split] = family.dataset(store, item_ids, options.inputs, split == "train", extras, model)
-    if last is None:
-        remember_options(run_dir, CHECKPOINTS, options)
-    try:
+            transformers.utils.logging.disable_progress_bar()
+            transformers.set_seed(options.seed)  # the head's initial weights, then the data order
+            model, processor = family.build(options, store, table, selection, signature)
+            if last is not None:
+                model_differences(run_dir, type(model.config).from_pretrained(last).to_dict(), model.config.to_dict())
+            for split, ids in selection.splits.items():
+                item_ids, extras = family.items(store, ids, table, model, train=split == "train")
+                datasets[split] = family.dataset(store, item_ids, options.inputs, split == "train", extras, model)
+        if last is None:
+            remember_options(run_dir, CHECKPOINTS, options)
         trainer = fit(model, options, run_dir, datasets["train"], datasets["validation"], family.collator(processor, model, options),
                       last, family, say=say)
         history = list(trainer.state.log_history)

@@ -407,13 +407,20 @@ class StoreWriter:
                 self._drop_arrays(video.segment, video_id, list(video.arrays))
                 video.segment.open_videos.discard(video_id)
                 del self._videos[video_id]
-        if self._videos:
-            raise RuntimeError(f"closing the store with videos in flight: {sorted(self._videos)[:5]}")
-        for segment in list(self._segments):
-            segment.accepting = False
-            self._seal_if_done(segment)
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        os.close(self._lock_fd)
+        try:
+            if self._videos:
+                raise RuntimeError(f"closing the store with videos in flight: {sorted(self._videos)[:5]}")
+            for segment in list(self._segments):
+                segment.accepting = False
+                self._seal_if_done(segment)
+        finally:  # on every path: no HDF5 handle left open, the lock released
+            for segment in self._segments:
+                if segment._h5 is not None:
+                    segment._h5.close()
+                for writer in segment.frame_writers.values():
+                    writer.close()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
 
     def __enter__(self) -> "StoreWriter":
         return self
