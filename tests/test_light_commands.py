@@ -95,6 +95,7 @@ def test_a_dataset_written_twice_is_byte_identical_and_untouched(tmp_path):
     assert write_video(tmp_path / "x.mp4", frames).read_bytes() == write_video(tmp_path / "y.mp4", frames).read_bytes()
 
 
+@pytest.mark.slow
 def test_a_rerun_of_model_encoders_reads_no_config_and_imports_no_torch(tmp_path):
     """tubelet, languagebind and perceiver-mm identities need their model's config; a rerun takes
     the geometry the store recorded instead, and still refuses another clip option."""

@@ -48,6 +48,7 @@ def statuses(store: Path) -> dict[str, tuple[str, str | None]]:
         return {v: (st, e) for v, st, e in s.sql("SELECT video_id, status, error FROM videos").fetchall()}
 
 
+@pytest.mark.slow
 def test_a_hung_decoder_times_out_and_one_that_dies_is_blamed_on_its_own_video(tmp_path):
     videos = tmp_path / "videos"
     for name in ("a", "b-hang", "c", "d-crash", "e", "f"):

@@ -8,6 +8,7 @@ import sys
 
 import av
 import numpy as np
+import pytest
 
 import alex
 from alex.store.compact import compact
@@ -30,6 +31,7 @@ def arrays(store):
         return {key: s.arrays(*key).arrays for key in keys}
 
 
+@pytest.mark.slow
 def test_two_clean_runs_write_bitwise_identical_arrays_and_record_their_software(tmp_path):
     videos = tmp_path / "v"
     for i in range(6):
