@@ -3,8 +3,6 @@ keeps good data and gets damaged videos extracted again, and compaction changes 
 array (the store before and after are compared through the public views and `Store.arrays`)."""
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 
@@ -17,7 +15,7 @@ import pytest
 import alex
 from alex.pipeline.extract import ExtractOptions, extract
 from alex.store.compact import compact
-from alex.store.layout import ARRAYS_FILE, COMPACTED_FILE, FRAMES_DIR, SEGMENTS_DIR, STAGING_DIR, VIDEOS_FILE, array_group
+from alex.store.layout import ARRAYS_FILE, COMPACTED_FILE, FRAMES_DIR, SEGMENTS_DIR, STAGING_DIR, VIDEOS_FILE
 from alex.store.verify import verify
 from tests.fixtures.videos import make_video
 
