@@ -185,15 +185,16 @@ def test_ctrl_c_exits_130_and_says_what_was_kept(tmp_path):
 
     from tests.fixtures.videos import make_video
 
-    for i in range(40):
+    for i in range(40):  # the run must outlast the wait for its first segment: 2.5 s of extraction, 10 ms polls
         make_video(tmp_path / "videos" / f"v{i:02d}.mp4", num_frames=50, fps=25, seed=i)
     store = tmp_path / "s"
     command = [sys.executable, "-m", "alex", "extract", "--videos", str(tmp_path / "videos"), "--store", str(store),
-               "-e", "pixels", "--fps", "25", "--workers", "0", "--shard-size", "2", "-q"]
+               "-e", "pixels", "--fps", "25", "--workers", "0", "--shard-size", "2", "--batch-size", "8", "-q"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not any((store / "segments").glob("*")) and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.05)  # wait until a first segment is committed
+        time.sleep(0.01)  # wait until a first segment is committed
+    assert process.poll() is None, "the run ended before its first segment was seen; give it more work"
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stdout + stderr
