@@ -42,10 +42,11 @@ class VideoInfo:
 
 
 def _reason(exc: BaseException) -> str:
-    """One line for the ``error`` column (FFmpeg's words without the path, which the row has)."""
+    """One line for the ``error`` column: the exception's type and FFmpeg's words without the path
+    (which the row has), e.g. ``InvalidDataError: Invalid data found when processing input``."""
     text = getattr(exc, "strerror", None) if isinstance(exc, av.error.FFmpegError) else None
-    text = text or str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
+    text = (text or str(exc).strip()).splitlines()[0] if (text or str(exc).strip()) else ""
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
 MAX_SIDE = 16384  # pixels: above 16K a side, a header is forged or the video is not one alex can sample
