@@ -447,6 +447,10 @@ def _train(head: Optional[str] = None, **values: Any) -> None:
                    crash_log=options.output, create=True,
                    kept=f"finished epochs (if any) are checkpointed in {Path(options.output) / 'checkpoints'}; "
                         "add --resume to the same command to continue from the last one")
+    from alex.heads.distributed import is_main
+
+    if not is_main():  # several training processes: rank 0 reports
+        return
     for split_name in ("validation", "test"):
         _print_metrics(split_name, metrics[split_name])
     files = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in Path(options.output).iterdir()))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alex.errors import UsageError
+from alex.heads.distributed import per_device_batch
 from alex.heads.inputs import input_signature
 from alex.heads.labels import read_table
 from alex.heads.options import TrainOptions
@@ -18,6 +19,7 @@ CHECKPOINTS = "checkpoints"
 def preflight(options: TrainOptions) -> None:
     """The run folder can take this run, the store opens and has the inputs, the labels file exists."""
     run_dir = Path(options.output)
+    per_device_batch(options.batch_size)  # the global batch divides among the training processes
     if not options.resume and (run_dir / TRAINING_CONFIG).exists():
         raise UsageError(f"{run_dir} already holds a run; choose another --output or pass --resume to continue it")
     if not options.resume and any((run_dir / CHECKPOINTS).glob("checkpoint-*")):

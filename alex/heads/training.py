@@ -31,6 +31,7 @@ from alex.heads.data import select_labelled, usable_videos
 from alex.heads.inputs import check_signature, input_signature
 from alex.heads.labels import read_questions, read_table
 from alex.heads.options import EvaluateOptions, PredictOptions, TrainOptions
+from alex.heads.distributed import is_main, per_device_batch, wait_for_everyone
 from alex.heads.plots import plot_training_curve
 from alex.heads.preflight import CHECKPOINTS, TRAINING_CONFIG, preflight
 from alex.heads.registry import head_family
@@ -85,12 +86,16 @@ def fit(model, options: TrainOptions, run_dir: Path, train_set, eval_set, collat
 
     from alex.heads.progress import TrainProgress
 
-    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)
+    steps_per_epoch = math.ceil(len(train_set) / options.batch_size)  # global batches (alex.heads.distributed)
+    per_device = per_device_batch(options.batch_size)
     args = TrainingArguments(
         output_dir=str(run_dir / CHECKPOINTS),
         num_train_epochs=options.epochs,
-        per_device_train_batch_size=options.batch_size,
-        per_device_eval_batch_size=options.batch_size,
+        per_device_train_batch_size=per_device,
+        per_device_eval_batch_size=per_device,
+        # alex's heads return the mean loss of their batch; the Trainer would scale it by the process
+        # count (its token-averaging across devices), doubling the gradients on 2 processes.
+        average_tokens_across_devices=False,
         learning_rate=options.learning_rate,
         weight_decay=options.weight_decay,
         lr_scheduler_type="cosine",
@@ -118,20 +123,23 @@ def fit(model, options: TrainOptions, run_dir: Path, train_set, eval_set, collat
         def floating_point_ops(self, inputs: dict[str, Any]) -> int:  # inputs hold dicts of tensors per encoder
             return 6 * self.model.estimate_tokens(inputs) * self.model.num_parameters(exclude_embeddings=True)
 
-    tensorboard = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+    main = is_main()  # only rank 0 writes TensorBoard and reports progress
+    tensorboard = SummaryWriter(log_dir=str(run_dir / "tensorboard")) if main else None
     early_stopping = EarlyStoppingCallback(early_stopping_patience=options.patience)
-    progress = TrainProgress(family.metric, family.greater_is_better, early_stopping, quiet=options.quiet, say=say)
+    progress = TrainProgress(family.metric, family.greater_is_better, early_stopping, quiet=options.quiet or not main,
+                             say=say if main else (lambda line: None))
+    callbacks = [early_stopping, progress] + ([TensorBoardCallback(tensorboard)] if main else [])
     trainer = FeatureTrainer(
         model=model, args=args, train_dataset=train_set, eval_dataset=eval_set, data_collator=collator,
-        compute_metrics=family.trainer_metrics(),
-        callbacks=[early_stopping, TensorBoardCallback(tensorboard), progress],
+        compute_metrics=family.trainer_metrics(), callbacks=callbacks,
     )
     trainer.remove_callback(PrinterCallback)  # raw dict logs; alex reports the outcome itself
     try:
         trainer.train(resume_from_checkpoint=last)
     finally:
         progress.close()
-        tensorboard.close()  # on every path: a failed run's event file is complete and closed too
+        if tensorboard is not None:
+            tensorboard.close()  # on every path: a failed run's event file is complete and closed too
     return trainer
 
 
@@ -145,6 +153,9 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
     returns the metrics written to ``metrics.json``. Bad input stops before training, and before
     torch and transformers are imported (a usage error is reported at once)."""
     preflight(options)
+    main = is_main()  # several processes (torchrun, accelerate launch): only rank 0 writes and speaks
+    if not main:
+        say = lambda line: None  # noqa: E731
     run_dir = Path(options.output)
     if options.resume:  # before anything heavy is imported: a refusal comes at once
         changed = check_resume(run_dir, started_options(run_dir, CHECKPOINTS, TRAINING_CONFIG), options)
@@ -170,31 +181,36 @@ def train(options: TrainOptions, say: Callable[[str], None] = log.info) -> dict[
             for split, ids in selection.splits.items():
                 item_ids, extras = family.items(store, ids, table, model, train=split == "train")
                 datasets[split] = family.dataset(store, item_ids, options.inputs, split == "train", extras, model)
-        if last is None:
+        wait_for_everyone()  # every process has checked the run folder before rank 0 writes to it
+        if last is None and main:
             remember_options(run_dir, CHECKPOINTS, options)
         trainer = fit(model, options, run_dir, datasets["train"], datasets["validation"], family.collator(processor, model, options),
                       last, family, say=say)
         history = list(trainer.state.log_history)
-        if last is not None:  # a resumed run holds its (allowed) new options from now on
+        if last is not None and main:  # a resumed run holds its (allowed) new options from now on
             remember_options(run_dir, CHECKPOINTS, options)
         model = family.finish(trainer.model, options).eval()
-        save_run(run_dir, model, processor, {
-            **options.to_json(), "alex_version": __version__, "inputs_signature": signature,
-            "videos": selection.counts(), "skipped": selection.skipped,
-            "best_checkpoint": trainer.state.best_model_checkpoint,
-        })
+        if main:
+            save_run(run_dir, model, processor, {
+                **options.to_json(), "alex_version": __version__, "inputs_signature": signature,
+                "videos": selection.counts(), "skipped": selection.skipped,
+                "best_checkpoint": trainer.state.best_model_checkpoint,
+            })
         device = torch.device("cpu") if trainer.args.use_cpu else trainer.args.device
         metrics: dict[str, Any] = {}
         for split in ("validation", "test"):
-            loss = trainer.evaluate(datasets[split], metric_key_prefix=split)[f"{split}_loss"]
+            loss = trainer.evaluate(datasets[split], metric_key_prefix=split)[f"{split}_loss"]  # every process takes part
+            if not main:
+                continue
             outputs = family.infer(model, processor, datasets[split], device, options.batch_size)
             metrics[split] = {**family.metrics(outputs, datasets[split], model), "loss": loss}
             if split == "test":
                 family.plots(run_dir, outputs, datasets[split], model, f"{options.head} on {', '.join(options.inputs)}: test split")
         metrics.update(epochs=trainer.state.epoch, best_checkpoint=trainer.state.best_model_checkpoint,
                        videos=selection.counts(), skipped=selection.skipped)
-        (run_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-        plot_training_curve(history, run_dir / "training_curve.png", family.metric, family.greater_is_better)
+        if main:
+            (run_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
+            plot_training_curve(history, run_dir / "training_curve.png", family.metric, family.greater_is_better)
     finally:
         for dataset in datasets.values():
             dataset.close()
