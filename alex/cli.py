@@ -25,6 +25,7 @@ from alex import __version__
 from alex.cli_examples import epilog
 from alex.cli_renames import alex_command
 from alex.errors import AlexError, UsageError
+from alex.store.location import store_location
 
 app = typer.Typer(
     name="alex",
@@ -111,7 +112,8 @@ def main_callback(
 @app.command(cls=alex_command("extract"), epilog=epilog("extract"))
 def extract(
     videos: Path = typer.Option(..., "--videos", help="Folder of videos (searched recursively) or one video file."),
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder (created if missing)."),
+    store: str = typer.Option(str(DEFAULT_STORE), "--store", help="Feature store folder (created if missing), or an fsspec URL (s3://bucket/path).",
+                              callback=lambda value: store_location(value)),
     encoder: Optional[List[str]] = typer.Option(
         None, "--encoder", "-e",
         help="[NAME=]FAMILY[:MODEL][@WEIGHTS], repeatable; all share one decode pass. "
@@ -215,7 +217,8 @@ def _print_extract_report(report: Any, profile: bool) -> None:
 
 @app.command(cls=alex_command("info"), epilog=epilog("info"))
 def info(
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder (a bare STORE argument is the old spelling)."),
+    store: str = typer.Option(str(DEFAULT_STORE), "--store", help="Feature store folder or URL (a bare STORE argument is the old spelling).",
+                              callback=lambda value: store_location(value)),
     as_json: bool = flag("json", help="Print machine-readable JSON."),
 ) -> None:
     """Videos ok and failed (with reasons), encoders, rows and bytes of a store."""
@@ -265,7 +268,8 @@ def _human_bytes(n: int) -> str:
 
 @app.command(cls=alex_command("verify"), epilog=epilog("verify"))
 def verify(
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder (`alex verify STORE` works too)."),
+    store: str = typer.Option(str(DEFAULT_STORE), "--store", help="Feature store folder (`alex verify STORE` works too).",
+                              callback=lambda value: store_location(value)),
     repair: bool = flag("repair", help="Remove what interrupted writes left, and compact the store without damaged "
                         "videos, marking them to be extracted again (good data is kept)."),
     as_json: bool = flag("json", help="Print machine-readable JSON."),
@@ -297,7 +301,8 @@ def verify(
 
 @app.command(cls=alex_command("compact"), epilog=epilog("compact"))
 def compact(
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder (`alex compact STORE` works too)."),
+    store: str = typer.Option(str(DEFAULT_STORE), "--store", help="Feature store folder (`alex compact STORE` works too).",
+                              callback=lambda value: store_location(value)),
 ) -> None:
     """Rewrite the live rows and arrays of a store into one segment: fewer files, superseded rows and
     deleted arrays' space given back. Readers see the store before or after, never between."""
@@ -317,7 +322,8 @@ def compact(
 @app.command(cls=alex_command("query"), epilog=epilog("query"))
 def query(
     sql: str = typer.Argument(..., help="SQL over the views videos, frames, items (per video and encoder: status, steps, error) and encoders."),
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder."),
+    store: str = typer.Option(str(DEFAULT_STORE), "--store", help="Feature store folder, or an fsspec URL (s3://bucket/path).",
+                              callback=lambda value: store_location(value)),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json or parquet."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of standard output."),
     max_rows: int = typer.Option(100, "--max-rows", help="Rows shown by --format table."),
@@ -377,7 +383,8 @@ def _print_table(table: Any, max_rows: int) -> None:
 @app.command(cls=alex_command("search"), epilog=epilog("search"))
 def search(
     text: str = typer.Argument(..., help="What to look for, in words."),
-    store: Path = typer.Option(DEFAULT_STORE, "--store", help="Feature store folder."),
+    store: str = typer.Option(str(DEFAULT_STORE), "--store", help="Feature store folder, or an fsspec URL (s3://bucket/path).",
+                              callback=lambda value: store_location(value)),
     k: int = typer.Option(10, "-k", "--top-k", help="How many frames to return."),
     encoder: Optional[str] = typer.Option(None, "--encoder", "-e", help="Which text-capable encoder of the store (default: the only one)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),

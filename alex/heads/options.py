@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 from alex.devices import check_device
+from alex.store.location import store_location
 from alex.errors import UsageError
 
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -105,7 +106,7 @@ class TrainOptions:
 
     head: ClassVar[str] = ""
 
-    store: Path = option(help="Feature store written by `alex extract` (--features is the old spelling).")
+    store: str = option(help="Feature store written by `alex extract`, a folder or an fsspec URL (--features is the old spelling).")
     labels: Path = option(help="Labels: CSV, JSON Lines or Parquet keyed by video_id (label, text/prompt, or "
                                "timestamp/actions rows), optional split column.")
     output: Path = option(flags=("--output", "-o"),
@@ -138,7 +139,7 @@ class TrainOptions:
                               "$ALEX_PROGRESS_INTERVAL s, default 30).")
 
     def __post_init__(self) -> None:
-        self.store, self.labels, self.output = Path(self.store), Path(self.labels), Path(self.output)
+        self.store, self.labels, self.output = store_location(self.store), Path(self.labels), Path(self.output)
         self.inputs = parse_names(self.inputs, "--inputs")
         self.split_fractions = parse_split(self.split_fractions)
         self.head_config = parse_settings(self.head_config)
@@ -171,14 +172,14 @@ class EvaluateOptions:
     run's own rule."""
 
     run: Path = option(argument=True, help="Run folder written by `alex train`.")
-    store: Path = option(help="Feature store with the head's inputs (--features is the old spelling).")
+    store: str = option(help="Feature store with the head's inputs, a folder or URL (--features is the old spelling).")
     labels: Path = option(help="Labels file (split by the run's own rule unless it has a split column).")
     split: str = option("test", choices=SPLITS, help="Which split to evaluate: train, validation or test.")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
     batch_size: int | None = option(None, help="Videos per batch (default: the batch size the run trained with).")
 
     def __post_init__(self) -> None:
-        self.run, self.store, self.labels = Path(self.run), Path(self.store), Path(self.labels)
+        self.run, self.store, self.labels = Path(self.run), store_location(self.store), Path(self.labels)
         check_device(self.device)
         check_batch_size(self.batch_size)
         check_choices(self)
@@ -190,7 +191,7 @@ class PredictOptions:
     the store's ``videos`` on ``video_id``."""
 
     run: Path = option(argument=True, help="Run folder written by `alex train`.")
-    store: Path = option(help="Feature store with the head's inputs (--features is the old spelling).")
+    store: str = option(help="Feature store with the head's inputs, a folder or URL (--features is the old spelling).")
     output: Path = option(flags=("--output", "-o"),
                           help="Parquet file; its columns depend on the head (label and probabilities, text, or actions).")
     device: str = option("auto", help="auto, cpu, cuda or cuda:N.")
@@ -201,7 +202,7 @@ class PredictOptions:
                                          "any number of questions per video; one prediction row per question.")
 
     def __post_init__(self) -> None:
-        self.run, self.store, self.output = Path(self.run), Path(self.store), Path(self.output)
+        self.run, self.store, self.output = Path(self.run), store_location(self.store), Path(self.output)
         if self.questions is not None:
             self.questions = Path(self.questions)
             if self.prompt is not None:

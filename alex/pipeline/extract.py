@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
+import tempfile
 import time
 import warnings
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -35,7 +38,8 @@ from alex.pipeline.encoders.base import EncoderOutput
 from alex.pipeline.workers import UNEXPECTED, DecodeTask, InlineDecoder, ProcessDecoder, StepChunk
 from alex.store.config import check_encoder_compatible, check_encoder_name, read_store_config
 from alex.store.layout import STATUS_ERROR, STATUS_OK, STORE_DTYPES, STORE_JSON
-from alex.store.reader import Store
+from alex.store.location import RemoteStore, is_url, remote, store_location
+from alex.store.reader import Store, read_remote_config
 from alex.store.writer import NonFiniteFeatureError, StepBatch, StoreWriter
 from alex.versions import library_versions
 
@@ -59,7 +63,7 @@ def default_workers() -> int:
 @dataclass
 class ExtractOptions:
     videos: Path
-    store: Path = Path("alex-store")
+    store: Path | str = Path("alex-store")  # a folder, or an fsspec URL (s3://bucket/path)
     encoders: list[str] = field(default_factory=lambda: [DEFAULT_ENCODER])
     fps: float | None = 1.0
     num_frames: int | None = None
@@ -157,7 +161,8 @@ def extract(options: ExtractOptions) -> ExtractReport:
             raise UsageError(f"{flag} must be at least 1, got {value}")
     sampling = Sampling(fps=None if options.num_frames is not None else options.fps, num_frames=options.num_frames)
     specs = parse_encoders(options.encoders)
-    store = Path(options.store)
+    store = store_location(options.store)  # a folder, or an fsspec URL (s3://bucket/path)
+    target = remote(store) if is_url(store) else None
     if options.views < 1:
         raise UsageError(f"--views must be at least 1, got {options.views}")
     clip_options = {"clip_frames": options.clip_frames, "clip_stride": options.clip_stride, "keep_tokens": options.keep_tokens}
@@ -165,7 +170,10 @@ def extract(options: ExtractOptions) -> ExtractReport:
         raise UsageError(f"--audio-dir {options.audio_dir}: no such folder")
     if not Path(options.videos).exists():  # before any encoder's weights are looked for
         raise UsageError(f"--videos {options.videos}: no such file or folder")
-    existing = read_store_config(store) if (store / STORE_JSON).exists() else None
+    if target is None:
+        existing = read_store_config(store) if (store / STORE_JSON).exists() else None
+    else:
+        existing = read_remote_config(target) if target.fs.exists(target.join(STORE_JSON)) else None
     identities, samplings = {}, {}
     for spec in specs:
         family = encoder_class(spec.family)
@@ -217,7 +225,7 @@ def extract(options: ExtractOptions) -> ExtractReport:
             pool.close(abort=True)
         raise
     try:
-        with StoreWriter(store, shard_videos=options.shard_videos) as writer:
+        with _writer(store, target, options) as writer:
             for name, encoder in encoders.items():
                 if name not in writer.config["encoders"]:
                     writer.set_encoder_config(name, {**encoder.config(), **identities[name], "alex_version": __version__,
@@ -238,6 +246,22 @@ def extract(options: ExtractOptions) -> ExtractReport:
             pool.close(abort=True)
     report.profile["wall_s"] = time.perf_counter() - started
     return report
+
+
+@contextmanager
+def _writer(store: Path | str, target: RemoteStore | None, options: ExtractOptions) -> Iterator[StoreWriter]:
+    """The store's writer: in the folder itself, or, for a store under a URL, in a local folder
+    from which each sealed segment is uploaded (its ``videos.parquet`` last: the segment's commit)."""
+    if target is None:
+        with StoreWriter(store, shard_videos=options.shard_videos) as writer:
+            yield writer
+        return
+    work = Path(tempfile.mkdtemp(prefix="alex-upload-"))
+    try:
+        with StoreWriter(work, shard_videos=options.shard_videos, remote=target) as writer:
+            yield writer
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _dtypes(options: ExtractOptions) -> tuple[str, str]:
@@ -261,7 +285,7 @@ def _compute_dtype(requested: str, stored: dict[str, Any] | None, device: str) -
     return resolve_compute_dtype(requested, resolve_device(device)) if requested == "auto" else requested
 
 
-def _plan(files: list[VideoFile], store: Path | None, encoders: list[str], retry_errors: bool,
+def _plan(files: list[VideoFile], store: Path | str | None, encoders: list[str], retry_errors: bool,
           report: ExtractReport, audio_dir: bool = False) -> tuple[list[_Video], list[tuple[VideoFile, str]]]:
     """Which videos need which encoders, from the live rows of an existing store.
 

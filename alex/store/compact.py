@@ -27,6 +27,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alex import __version__
+from alex.errors import UsageError
+from alex.store.location import is_url, store_location
 from alex.store.layout import (
     ARRAYS_FILE,
     COMPACTED_FILE,
@@ -71,6 +73,9 @@ def folder_bytes(path: Path) -> int:
 def compact(root: str | Path, exclude: dict[str, str] | None = None) -> CompactReport:
     """Rewrite the store's live data into one segment. ``exclude``: video id -> why it must be
     extracted again (its rows are left out and replaced by an ``error`` row)."""
+    if is_url(store_location(root)):
+        raise UsageError(f"alex compact works on a store folder; {root} is a URL: copy the store here "
+                         "(e.g. `aws s3 sync`), compact it, and copy it back")
     root = Path(root)
     exclude = dict(exclude or {})
     report = CompactReport(root)

@@ -39,8 +39,13 @@ def read_store_config(root: Path) -> dict[str, Any]:
             f"{root} is not an alex store: {STORE_JSON} is missing. "
             "Create one with `alex extract --videos DIR --store PATH`."
         )
+    return check_store_config(path.read_text(), path, root)
+
+
+def check_store_config(text: str, path: Any, root: Any) -> dict[str, Any]:
+    """Parse and validate the text of ``store.json`` (read from a folder or an object store)."""
     try:
-        config = json.loads(path.read_text())
+        config = json.loads(text)
     except json.JSONDecodeError as exc:
         raise StoreFormatError(f"{path} is not valid JSON ({exc}); the store is damaged.") from exc
     if config.get("format") != FORMAT_NAME:

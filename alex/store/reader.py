@@ -12,10 +12,11 @@ import numpy as np
 
 from alex.errors import StoreFormatError, UsageError
 from alex.store.attach import attach_views
-from alex.store.config import read_store_config
+from alex.store.config import check_store_config, read_store_config
+from alex.store.location import RemoteStore, is_url, local_copy, remote, store_location
 from alex.store.readers import ReaderLock
 from alex.store.layout import ARRAYS_FILE, EMBEDDING, FRAMES_DIR, SEGMENTS_DIR, T_END, T_START, array_group
-from alex.store.views import create_views
+from alex.store.views import create_views, remote_store_files
 
 READ_ONLY_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -40,14 +41,25 @@ class Store:
 
     def __init__(self, root: str | Path, attach: dict[str, str | Path] | None = None):
         """``attach``: view name -> a user's Parquet / CSV / JSON Lines file, queryable beside the store."""
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise StoreFormatError(f"no store at {self.root}: the folder does not exist")
-        self.config = read_store_config(self.root)
-        self._reader_lock = ReaderLock(self.root)  # before listing segments: none is removed while open
+        location = store_location(root)
+        self.remote = remote(location) if is_url(location) else None  # an fsspec URL (s3://...)
+        if self.remote is None:
+            self.root = Path(location)
+            if not self.root.is_dir():
+                raise StoreFormatError(f"no store at {self.root}: the folder does not exist")
+            self.config = read_store_config(self.root)
+        else:
+            self.root = location
+            self.config = read_remote_config(self.remote)
+        # Before listing segments: none is removed while open (object stores are never compacted in place).
+        self._reader_lock = ReaderLock(self.root if self.remote is None else None)
         self.con = duckdb.connect(":memory:")
         try:
-            files = create_views(self.con, self.root, self.config)
+            if self.remote is None:
+                files = create_views(self.con, self.root, self.config)
+            else:  # DuckDB reads the Parquet tables through the fsspec filesystem (no extension to download)
+                self.con.register_filesystem(self.remote.fs)
+                files = create_views(self.con, None, self.config, remote_store_files(self.remote))
             files += attach_views(self.con, {name: Path(path) for name, path in (attach or {}).items()})
             # Lock the connection down: it may read exactly the store's files and nothing else.
             allowed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
@@ -160,7 +172,7 @@ class Store:
         segment = self.live_items().get((video_id, encoder))
         if segment is None:
             raise KeyError(f"store {self.root} has no '{encoder}' features for video {video_id!r}")
-        return self.root / SEGMENTS_DIR / segment / ARRAYS_FILE, array_group(encoder, video_id)
+        return self._local(segment, ARRAYS_FILE), array_group(encoder, video_id)
 
     def frames_file(self, video_id: str, encoder: str) -> Path:
         """The Parquet file holding one video's live rows for one encoder."""
@@ -168,7 +180,17 @@ class Store:
         segment = self.live_items().get((video_id, encoder))
         if segment is None:
             raise KeyError(f"store {self.root} has no '{encoder}' features for video {video_id!r}")
-        return self.root / SEGMENTS_DIR / segment / FRAMES_DIR / f"{encoder}.parquet"
+        return self._local(segment, FRAMES_DIR, f"{encoder}.parquet")
+
+    def _local(self, segment: str, *parts: str) -> Path:
+        """A file of a segment on this machine: in the folder, or, for a store under a URL, a copy in
+        fsspec's file cache (downloaded once; a file the segment lacks is a path that does not exist)."""
+        if self.remote is None:
+            return self.root.joinpath(SEGMENTS_DIR, segment, *parts)
+        path = self.remote.join(SEGMENTS_DIR, segment, *parts)
+        if not self.remote.fs.exists(path):
+            return Path("/nonexistent-remote-file") / segment / "/".join(parts)
+        return Path(local_copy(self.remote, path))
 
     def arrays(self, video_id: str, encoder: str) -> VideoArrays:
         """One video's arrays for one encoder, as stored (float16 unless extracted with float32):
@@ -208,6 +230,17 @@ class Store:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_remote_config(rs: RemoteStore) -> dict[str, Any]:
+    """``store.json`` of a store under a URL, validated as a local one is."""
+    from alex.store.layout import STORE_JSON
+
+    path = rs.join(STORE_JSON)
+    if not rs.fs.exists(path):
+        raise StoreFormatError(f"{rs.url} is not an alex store: {STORE_JSON} is missing. "
+                               "Create one with `alex extract --videos DIR --store URL`.")
+    return check_store_config(rs.fs.cat_file(path).decode(), rs.url_of(path), rs.url)
 
 
 def read_pooled(path: Path, video_ids: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -22,8 +22,10 @@ class ReaderLock:
     """A shared lock on ``.readers`` for as long as a reader is open (none on a read-only folder
     where the lock file cannot be created: such a store cannot be compacted under it either)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path | None):
         self._fd: int | None = None
+        if root is None:  # a store under a URL: nothing to lock
+            return
         path = Path(root) / READERS_LOCK
         for flags in (os.O_RDWR | os.O_CREAT, os.O_RDONLY):
             try:

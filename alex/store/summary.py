@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from alex.store.location import store_location
 from alex.store.reader import open_store
 
 
@@ -20,7 +21,7 @@ def describe_sampling(sampling: dict[str, Any]) -> str:
 
 
 def summarize(root: str | Path) -> dict[str, Any]:
-    root = Path(root)
+    root = store_location(root)
     with open_store(root) as s:
         status = dict(s.con.execute("SELECT status, count(*) FROM videos GROUP BY status").fetchall())
         failed = s.con.execute("SELECT video_id, error FROM videos WHERE status = 'error' ORDER BY video_id").fetchall()
@@ -50,7 +51,8 @@ def summarize(root: str | Path) -> dict[str, Any]:
         return {
             "store": str(root),
             "format_version": s.config["format_version"],
-            "bytes": sum(p.stat().st_size for p in root.rglob("*") if p.is_file()),
+            "bytes": (sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if s.remote is None
+                      else int(s.remote.fs.du(s.remote.path))),
             "segments": segments,
             "videos_ok": status.get("ok", 0),
             "videos_failed": status.get("error", 0),

@@ -37,6 +37,8 @@ import pyarrow.parquet as pq
 
 from alex.errors import StoreFormatError
 from alex.store.config import read_store_config
+from alex.errors import UsageError
+from alex.store.location import is_url, store_location
 from alex.store.layout import (
     ARRAYS_FILE,
     FRAMES_DIR,
@@ -94,6 +96,9 @@ class VerifyReport:
 def verify(root: str | Path, repair: bool = False) -> VerifyReport:
     """Check a store; with ``repair``, fix what can be fixed without dropping good data, then check
     again (the report is the second check's, with ``repaired`` saying what was done)."""
+    if is_url(store_location(root)):
+        raise UsageError(f"alex verify works on a store folder; {root} is a URL: copy the store here "
+                         "(e.g. `aws s3 sync`), verify it, and copy it back")
     root = Path(root)
     report = _check(root)
     if not repair or (report.sound and not report.leftovers):

@@ -50,6 +50,24 @@ def segment_dirs(root: Path) -> list[Path]:
     return sealed[compacted[-1]:] if compacted else sealed
 
 
+def remote_store_files(rs) -> dict[str, list[str]]:
+    """``store_files`` of a store under an fsspec URL (``alex.store.location.RemoteStore``), as URLs:
+    a segment is there once its ``videos.parquet`` is (uploaded last: the segment's commit)."""
+    rs.fs.invalidate_cache()
+    def segment_of(path: str, depth: int) -> str:
+        return path.rstrip("/").split("/")[-depth]
+    sealed = sorted({segment_of(p, 2) for p in rs.fs.glob(rs.join(SEGMENTS_DIR, "*", VIDEOS_FILE))})
+    compacted = {segment_of(p, 2) for p in rs.fs.glob(rs.join(SEGMENTS_DIR, "*", COMPACTED_FILE))}
+    marks = [i for i, name in enumerate(sealed) if name in compacted]
+    visible = sealed[marks[-1]:] if marks else sealed
+    frames = sorted(p for p in rs.fs.glob(rs.join(SEGMENTS_DIR, "*", FRAMES_DIR, "*.parquet")) if segment_of(p, 3) in set(visible))
+    return {
+        "videos": [rs.url_of(rs.join(SEGMENTS_DIR, s, VIDEOS_FILE)) for s in visible],
+        "items": [rs.url_of(rs.join(SEGMENTS_DIR, s, ITEMS_FILE)) for s in visible],
+        "frames": [rs.url_of(p) for p in frames],
+    }
+
+
 def store_files(root: Path) -> dict[str, list[Path]]:
     segments = segment_dirs(root)
     return {
@@ -139,9 +157,11 @@ def _create_videos_view(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
-def create_views(con: duckdb.DuckDBPyConnection, root: Path, config: dict[str, Any]) -> list[Path]:
-    """Create the views on ``con``; returns the files they read (for a read-only allow-list)."""
-    files = store_files(root.resolve())
+def create_views(con: duckdb.DuckDBPyConnection, root: Path | None, config: dict[str, Any],
+                 files: dict[str, list] | None = None) -> list[Path]:
+    """Create the views on ``con`` over ``files`` (default: the local store at ``root``); returns the
+    files they read (for a read-only allow-list)."""
+    files = files if files is not None else store_files(root.resolve())
     _source(con, "_videos_all", files["videos"], VIDEOS_SCHEMA)
     _source(con, "_items_all", files["items"], ITEMS_SCHEMA)
     _source(con, "_frames_all", files["frames"], EMPTY_FRAMES)

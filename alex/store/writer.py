@@ -14,6 +14,7 @@ import fcntl
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -137,7 +138,11 @@ class StoreWriter:
         shard_videos: int = 256,
         shard_bytes: int = 1 << 30,
         shard_seconds: float = 300.0,
+        remote: Any = None,
     ):
+        """``remote``: an ``alex.store.location.RemoteStore``; ``root`` is then a local working folder
+        and every sealed segment is uploaded there (and removed here)."""
+        self.remote = remote
         self.root = Path(root)
         self.shard_videos = shard_videos
         self.shard_bytes = shard_bytes
@@ -157,23 +162,43 @@ class StoreWriter:
         (self.root / SEGMENTS_DIR).mkdir(exist_ok=True)
         (self.root / READERS_LOCK).touch(exist_ok=True)  # readers lock it; it exists before any reader
         remove_obsolete(self.root)
+        if remote is not None and remote.fs.exists(remote.join(STORE_JSON)):
+            (self.root / STORE_JSON).write_bytes(remote.fs.cat_file(remote.join(STORE_JSON)))
         if (self.root / STORE_JSON).exists():
             self.config = read_store_config(self.root)
         else:
             self.config = new_store_config()
             write_store_config(self.root, self.config)
+            self._upload_config()
         self._segments: list[_Segment] = []
         self._videos: dict[str, _OpenVideo] = {}
         # Segments are ordered by a sequence number (not the clock, which can go backwards).
         existing = [p.name.split("-")[0] for p in (self.root / SEGMENTS_DIR).iterdir()]
+        if remote is not None:  # the sequence goes on from the segments already uploaded
+            existing += [p.rstrip("/").split("/")[-1].split("-")[0] for p in remote.fs.glob(remote.join(SEGMENTS_DIR, "*"))]
         self._sequence = max((int(n) for n in existing if n.isdigit()), default=0)
         self.sealed_segments: list[str] = []
 
     def reserve_segment_name(self) -> str:
         """The name of a segment sealed after every existing one (for writers of whole segments:
-        compaction)."""
+        compaction). In a shared object store, writers on other machines may take the same number:
+        a random suffix keeps their segments apart (equal numbers then order by name)."""
         self._sequence += 1
+        if self.remote is not None:
+            return f"{self._sequence:020d}-{uuid.uuid4().hex[:16]}"
         return f"{self._sequence:020d}-{os.getpid()}"
+
+    def _upload_config(self) -> None:
+        if self.remote is not None:
+            self.remote.fs.put_file(str(self.root / STORE_JSON), self.remote.join(STORE_JSON))
+
+    def _upload(self, segment: Path) -> None:
+        """Copy a sealed segment to the object store, ``videos.parquet`` last: readers take a segment
+        as there once that file is, so they never see one half uploaded. Then drop the local copy."""
+        files = sorted(p for p in segment.rglob("*") if p.is_file())
+        for path in sorted(files, key=lambda p: p.name == VIDEOS_FILE):
+            self.remote.fs.put_file(str(path), self.remote.join(SEGMENTS_DIR, segment.name, *path.relative_to(segment).parts))
+        shutil.rmtree(segment)
 
     # ---- encoders -------------------------------------------------------------------------
 
@@ -181,6 +206,7 @@ class StoreWriter:
         """Record an encoder's full config in ``store.json`` (before any of its rows)."""
         self.config["encoders"][name] = config
         write_store_config(self.root, self.config)
+        self._upload_config()
 
     def _dtype(self, encoder: str, array: str | None = None) -> np.dtype:
         """The store dtype of an encoder's floats, or an array's own (``array_dtypes``: uint8 pixels,
@@ -398,6 +424,8 @@ class StoreWriter:
         pq.write_table(pa.Table.from_pylist(segment.video_rows, schema=VIDEOS_SCHEMA), segment.staging / VIDEOS_FILE)
         pq.write_table(pa.Table.from_pylist(segment.item_rows, schema=ITEMS_SCHEMA), segment.staging / ITEMS_FILE)
         commit_segment(segment.staging, segment.final)
+        if self.remote is not None:
+            self._upload(segment.final)
         self.sealed_segments.append(segment.name)
 
     def close(self, abort: bool = False) -> None:
