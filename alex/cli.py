@@ -143,6 +143,10 @@ def extract(
     batch_size: int = typer.Option(32, "--batch-size", help="Frames per encoder batch (frames of several videos are mixed)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decode processes running ahead of the encoder (0: decode in this process). Default: CPU cores - 1, at most 8."),
     shard_size: int = typer.Option(256, "--shard-size", help="Videos per store segment; each is committed atomically when complete."),
+    engine: str = typer.Option("local", "--engine", help="local: decode processes on this machine; ray: a Ray Data "
+                               "pipeline (decode tasks, encoder actors with a GPU each where there are GPUs) on a Ray cluster."),
+    address: Optional[str] = typer.Option(None, "--address", help="--engine ray: the cluster (auto, ray://HOST:PORT); "
+                                          "default: RAY_ADDRESS, else a Ray started on this machine."),
     video_timeout: float = typer.Option(
         600.0, "--video-timeout",
         help="Seconds a decode worker may go without progress on one video before it is stopped and the video "
@@ -164,7 +168,7 @@ def extract(
         videos=videos, store=store, encoders=list(encoder or []) or ["clip"], fps=fps if fps is not None else 1.0,
         num_frames=num_frames, dtype=dtype, store_dtype=store_dtype, globs=list(glob or []) or None, retry_errors=retry_errors,
         device=device, batch_size=batch_size, workers=workers, quiet=quiet, shard_videos=shard_size,
-        video_timeout=video_timeout,
+        video_timeout=video_timeout, engine=engine, address=address,
         clip_frames=clip_frames, clip_stride=clip_stride, keep_tokens=keep_tokens, views=views, seed=seed,
         audio_dir=audio_dir,
     )

@@ -84,6 +84,8 @@ class ExtractOptions:
     seed: int = 0  # seeds the augmented views
     audio_dir: Path | None = None  # audio encoders read DIR/<video stem>.wav|.flac instead of the container's track
     video_timeout: float | None = DEFAULT_VIDEO_TIMEOUT  # s without decoding progress on one video (decode workers); None: none
+    engine: str = "local"  # local: decode processes here; ray: a Ray Data pipeline (alex.pipeline.ray_engine)
+    address: str | None = None  # --engine ray: auto, ray://HOST:PORT, or None to start Ray on this machine
 
 
 @dataclass
@@ -123,6 +125,7 @@ class _Video:
     no_audio: list[str] = field(default_factory=list)  # audio encoders that found no audio track in it
     started: bool = False
     finished: bool = False
+    seen_chunks: set = field(default_factory=set)  # (encoder, first step) of encoded chunks written (--engine ray)
 
 
 @dataclass
@@ -213,7 +216,10 @@ def extract(options: ExtractOptions) -> ExtractReport:
 
     workers = default_workers() if options.workers is None else options.workers
     # Start-up overlapped: the decode processes spawn and import while the models load.
-    pool = ProcessDecoder([], workers, video_timeout=options.video_timeout) if videos and workers > 0 else None
+    if options.engine not in ("local", "ray"):
+        raise UsageError(f"--engine {options.engine}: choose local or ray")
+    local_pool = videos and workers > 0 and options.engine == "local"
+    pool = ProcessDecoder([], workers, video_timeout=options.video_timeout) if local_pool else None
     try:
         device = resolve_device(options.device)
         needed = {name for v in videos for name in v.encoders} | (set() if existing else set(identities))
@@ -364,6 +370,29 @@ def paired_audio(audio_dir: Path, file: VideoFile) -> tuple[str | None, str | No
     return None, f"no audio file for video {file.path}: looked for {audio_dir / relative.with_suffix('')}.wav or .flac"
 
 
+def encode_inputs(encoder: Any, data: list, device, views: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Encode one batch of step inputs (of one or several videos) -> pooled (B, D) float32 and the
+    encoder's arrays (B, ...) as numpy. ``views``: each input holds K augmented views (K, h, w, 3);
+    all are encoded, view 0 is the plain feature and the (B, K, D) stack is the ``views`` array."""
+    batch = _batch(data, device)  # (B, ...) as the encoder wants it, or name -> (B, ...)
+    count = batch.shape[1] if views else 0
+    if count:  # (B, K, h, w, 3): encode every view, keep view 0 as the plain features
+        batch = batch.flatten(0, 1)
+    output = encoder.encode(batch)
+    if count:
+        stacked = output.float().view(len(data), count, -1)  # (B, K, D)
+        output = EncoderOutput(pooled=stacked[:, 0], arrays={"views": stacked})
+    if isinstance(output, EncoderOutput):  # a pooled vector plus token arrays (HDF5)
+        pooled = output.pooled.float().cpu().numpy()  # (B, D)
+        # floats as float32 (the writer casts to the store dtype); integer arrays (uint8 pixels) as they are
+        arrays = {key: (value.float() if value.is_floating_point() else value).cpu().numpy()
+                  for key, value in output.arrays.items()}
+    else:  # per-frame encoders: the pooled vector is all there is (it lives in the frames table)
+        pooled = output.float().cpu().numpy()  # (B, D)
+        arrays = {}
+    return pooled, arrays
+
+
 def _batch(data: list, device) -> Any:
     """Stack one batch of encoder inputs (arrays, or dicts of arrays) as tensors on ``device``."""
     import torch
@@ -418,7 +447,16 @@ class _Run:
             tasks.append(DecodeTask(v.task_id, str(v.file.path), steps, sampling, threads=threads,
                                     fingerprint=v.fingerprint, video_id=v.file.video_id, samplings=own,
                                     audio_path=audio_path, audio_error=audio_error))
-        if pool is not None:  # already started by extract(), while the models loaded
+        if options.engine == "ray":
+            from alex.pipeline.ray_engine import RayMessages, ray_address
+
+            specs = {spec.name: spec for spec in parse_encoders(options.encoders) if spec.name in encoders}
+            self.decoder = RayMessages(
+                tasks, specs, {name: getattr(e, "compute_dtype", "fp32") for name, e in encoders.items()},
+                {"clip_frames": options.clip_frames, "clip_stride": options.clip_stride, "keep_tokens": options.keep_tokens},
+                {name: self._steps(name).views > 1 for name in encoders}, options.device, options.batch_size,
+                ray_address(options.address))
+        elif pool is not None:  # already started by extract(), while the models loaded
             pool.add(tasks)
             self.decoder = pool
         else:
@@ -468,11 +506,16 @@ class _Run:
         if video.finished:
             return
         if kind == "start":
+            if video.started:  # a retried Ray task says it again: the video is already open
+                return
             video.started = True
             self.writer.begin_video(video.file.video_id)
         elif kind == "steps":
             self._steps_seen = True
             self._add_steps(video, message[2], message[3])
+        elif kind == "encoded":  # --engine ray: steps encoded by an actor, ready to write
+            self._steps_seen = True
+            self._add_encoded(video, message[2], message[3])
         elif kind == "item_error":  # this encoder cannot use this video; the others go on
             name, reason = message[2], message[3]
             video.item_errors[name] = reason
@@ -516,6 +559,25 @@ class _Run:
                 f"{self.writer.root / ERRORS_LOG}. Videos finished so far are kept; rerun after the fix "
                 "(videos that failed this way are tried again without --retry-errors).")
 
+    def _add_encoded(self, video: _Video, name: str, chunk: Any) -> None:
+        first = int(chunk.index[0]) if len(chunk.index) else -1
+        if name in video.item_errors or (name, first) in video.seen_chunks:  # a retried task's repeat
+            return
+        video.seen_chunks.add((name, first))
+        n = len(chunk.index)
+        video.received[name] += n
+        self.report.frames += n
+        self.progress.add_frames(n)
+        steps = StepBatch(index=np.asarray(chunk.index, dtype=np.int32), t_start=np.asarray(chunk.t_start),
+                          t_end=np.asarray(chunk.t_end), pooled=chunk.pooled, arrays=chunk.arrays,
+                          padded=np.asarray(chunk.padded, dtype=np.int16), frame_times=chunk.frame_times)
+        try:
+            self.writer.append(video.file.video_id, name, steps)
+            video.encoded[name] += n
+            self._maybe_finish(video)
+        except NonFiniteFeatureError as exc:
+            self._fail(video, str(exc), video.info)
+
     def _add_steps(self, video: _Video, name: str, chunk: StepChunk) -> None:
         if name in video.item_errors:
             return
@@ -541,22 +603,8 @@ class _Run:
         buffer = self.buffers[name]
         items, self.buffers[name] = buffer[:n], buffer[n:]
         t0 = time.perf_counter()
-        batch = _batch([item.data for item in items], self.device)  # (B, ...) as the encoder wants it, or name -> (B, ...)
-        views = batch.shape[1] if self._steps(name).views > 1 else 0
-        if views:  # (B, K, h, w, 3): encode every view, keep view 0 as the plain features
-            batch = batch.flatten(0, 1)
-        output = self.encoders[name].encode(batch)
-        if views:
-            stacked = output.float().view(len(items), views, -1)  # (B, K, D)
-            output = EncoderOutput(pooled=stacked[:, 0], arrays={"views": stacked})
-        if isinstance(output, EncoderOutput):  # a pooled vector plus token arrays (HDF5)
-            pooled = output.pooled.float().cpu().numpy()  # (B, D)
-            # floats as float32 (the writer casts to the store dtype); integer arrays (uint8 pixels) as they are
-            arrays = {key: (value.float() if value.is_floating_point() else value).cpu().numpy()
-                      for key, value in output.arrays.items()}
-        else:  # per-frame encoders: the pooled vector is all there is (it lives in the frames table)
-            pooled = output.float().cpu().numpy()  # (B, D)
-            arrays = {}
+        pooled, arrays = encode_inputs(self.encoders[name], [item.data for item in items], self.device,
+                                       views=self._steps(name).views > 1)
         t1 = time.perf_counter()
         self.profile["encode_s"] += t1 - t0
         self.report.frames += len(items)
