@@ -132,6 +132,7 @@ def test_run_folders_hold_only_files_that_load_without_unpickling(runs):
         assert (cli / "model.safetensors").is_file() and not list(cli.glob("*.bin"))
 
 
+@pytest.mark.slow  # a subprocess per head; the quick subset keeps under 3 minutes
 def test_import_alex_lets_the_auto_classes_load_every_run_exactly(runs, tmp_path):
     folders = {head: str(runs[head][0]) for head in HEADS}
     code = f"""

@@ -196,6 +196,7 @@ def test_targets_end_in_exactly_one_eos_whatever_the_tokenizer(append_eos):
     assert out["input_ids"][0].tolist()[-1] == 1 and out["input_ids"][0].tolist().count(1) == 1
 
 
+@pytest.mark.slow  # a subprocess per head; the quick subset keeps under 3 minutes
 def test_a_t5_whose_tokenizer_adds_no_eos_still_learns_to_stop(digits, tmp_path):
     data, store = digits
     captions = [json.loads(line)["text"] for line in data.captions.read_text().splitlines()]

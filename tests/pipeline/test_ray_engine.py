@@ -3,7 +3,6 @@ equals the local engine's, row for row and array for array, with a bad video as 
 resumed run, and a decode worker that dies mid-run (Ray retries it; no row missing or doubled)."""
 
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
