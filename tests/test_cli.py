@@ -190,7 +190,10 @@ def test_ctrl_c_exits_130_and_says_what_was_kept(tmp_path):
     store = tmp_path / "s"
     command = [sys.executable, "-m", "alex", "extract", "--videos", str(tmp_path / "videos"), "--store", str(store),
                "-e", "pixels", "--fps", "25", "--workers", "0", "--shard-size", "2", "--batch-size", "8", "-q"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal delivers it, even when this test runs under a shell that started it in the
+    # background (which leaves SIGINT ignored, and Python then never raises KeyboardInterrupt).
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while not any((store / "segments").glob("*")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.01)  # wait until a first segment is committed

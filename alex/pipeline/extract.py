@@ -47,6 +47,7 @@ from alex.versions import library_versions
 DEFAULT_VIDEO_TIMEOUT = 600.0  # generous: a 4K frame at a low --fps takes seconds, not minutes
 REPEATED_FAILURES = 3  # the same unexpected error on this many videos stops the run: it is not about them
 ERRORS_LOG = "alex-errors.log"  # in the store: tracebacks of unexpected per-video failures
+LOGS_DIR = "logs"  # in a store under a URL: logs/alex-errors-<time>-<pid>.log, one per run
 
 
 class RepeatedFailureError(AlexError):
@@ -267,6 +268,10 @@ def _writer(store: Path | str, target: RemoteStore | None, options: ExtractOptio
         with StoreWriter(work, shard_videos=options.shard_videos, remote=target) as writer:
             yield writer
     finally:
+        log = work / ERRORS_LOG
+        if log.exists():  # object stores cannot append: each run's tracebacks are a file of their own
+            name = f"{Path(ERRORS_LOG).stem}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}-{os.getpid()}.log"
+            target.fs.put_file(str(log), target.join(LOGS_DIR, name))
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -93,6 +93,23 @@ def test_a_store_in_s3_is_written_and_read_as_a_local_one(tmp_path, s3):
     with alex.open_store(url) as s:
         assert s.sql("SELECT count(*) FROM videos WHERE status = 'ok'").fetchall()[0][0] == 6
 
+    # An unexpected failure's traceback reaches the store too (object stores cannot append: a file per run).
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import av\n_open = av.open\n"
+        "def _planted(path, *a, **k):\n"
+        "    if 'bug' in str(path):\n        raise KeyError('planted bug')\n    return _open(path, *a, **k)\n"
+        "av.open = _planted\n")
+    make_video(videos / "bug.mp4", num_frames=6, seed=11)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.getcwd()])}
+    done = subprocess.run([sys.executable, "-m", "alex", "extract", "--videos", str(videos), "--store", url, *args],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 1, done.stderr
+    (log,) = s3.glob("bucket/stores/demo/logs/alex-errors-*.log")
+    assert b"planted bug" in s3.cat_file(log) and b"Traceback" in s3.cat_file(log)
+    (videos / "bug.mp4").unlink()
+
     # Training reads the arrays (tubelet tokens, HDF5) through fsspec's file cache.
     labels = tmp_path / "labels.csv"
     labels.write_text("video_id,label,split\n" + "".join(
