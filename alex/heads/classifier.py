@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from alex.heads.options import check_settings
 from alex.errors import UsageError
 from alex.heads.data import sort_labels
 from alex.heads.family import HeadFamily
@@ -30,6 +31,7 @@ class ClassifierFamily(HeadFamily):
         config_class, model_class = self.classes()
         names = sort_labels(set(selection.labels.values()))
         dims = [int(signature[name]["dim"]) for name in options.inputs]
+        check_settings(config_class, options.head_config, options.head)
         config = config_class(
             inputs=options.inputs, input_dims=dims, hidden_size=options.hidden_size or max(dims),
             timestamp_encoding=options.timestamp_encoding, clips_per_video=options.clips_per_video,

@@ -79,6 +79,27 @@ def parse_settings(value: dict[str, Any] | Sequence[str] | None) -> dict[str, An
     return parsed
 
 
+def check_settings(config_class: type, settings: dict[str, Any], head: str, given: dict[str, Any] | None = None) -> None:
+    """Every ``--set`` key is a parameter of the head's config class (or a field every transformers
+    config has): configs take ``**kwargs``, so a misspelt key would otherwise be kept silently and
+    change nothing."""
+    import inspect
+
+    from transformers import PretrainedConfig
+
+    own = set()  # the parameters of the config class and of its bases up to PretrainedConfig
+    for cls in config_class.__mro__:
+        if cls is PretrainedConfig or "__init__" not in vars(cls):
+            continue
+        own |= {name for name, p in inspect.signature(cls.__init__).parameters.items()
+                if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and name != "self"}
+    known = own | set(PretrainedConfig().to_dict())
+    unknown = sorted(set(given if given is not None else settings) - known)
+    if unknown:
+        raise UsageError(f"--set {unknown[0]}=...: the {head} head's config has no {unknown[0]!r}; it takes "
+                         + ", ".join(sorted(own)))
+
+
 def check_choices(options: Any) -> None:
     """Every field declared with ``choices`` holds one of them."""
     for f in fields(options):

@@ -169,6 +169,12 @@ def test_cli_train_evaluate_predict(digits, tmp_path):
     result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.labels), "--output", str(tmp_path / "x"),
                                  "--split-fractions", "0.5,0.5"])
     assert result.exit_code == 2
+    # A misspelt --set key is refused by name (configs take **kwargs: it used to be kept and change nothing).
+    result = runner.invoke(app, ["train", "--store", str(store), "--labels", str(data.labels), "--head", "perceiver",
+                                 "--inputs", "p32", "--output", str(tmp_path / "y"), "--device", "cpu",
+                                 "--set", "num_latent=8"])
+    assert result.exit_code == 2 and "config has no 'num_latent'" in result.output and "num_latents" in result.output
+    assert not (tmp_path / "y" / "checkpoints").exists()
 
 
 def test_heads_never_import_the_pipeline():

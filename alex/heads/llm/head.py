@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from alex.heads.options import check_settings
 from alex.errors import UsageError
 from alex.heads.data import step_times
 from alex.heads.family import HeadFamily
@@ -68,6 +69,7 @@ class LLMFamily(HeadFamily):
         action = options.task == "action"
         config_class = AlexActionConfig if action else AlexTextConfig
         settings = dict(options.head_config)
+        check_settings(config_class, settings, options.head)
         if action:
             settings.setdefault("action_dim", int(next(iter(targets.actions.values()))[1].shape[1]))
         config = config_class(

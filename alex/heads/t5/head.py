@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from alex.heads.options import check_settings
 from alex.errors import UsageError
 from alex.heads.family import HeadFamily
 from alex.heads.labels import read_labels
@@ -52,6 +53,7 @@ class T5Family(HeadFamily):
                                  "BART checkpoints (VL-T5, VL-BART)")
             processor = AlexT5Processor(load_tokenizer(options.model))
             settings = dict(options.head_config)
+            check_settings(AlexT5Config, settings, options.head)
             settings["max_steps"] = max(settings.get("max_steps", AlexT5Config().max_steps), longest_video(store, options.inputs))
             config = AlexT5Config(
                 seq2seq_config=base.config.to_dict(), inputs=options.inputs,
