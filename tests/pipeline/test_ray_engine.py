@@ -5,11 +5,10 @@ resumed run, and a decode worker that dies mid-run (Ray retries it; no row missi
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-import alex
 from alex.pipeline.extract import ExtractOptions, extract
+from tests.fixtures.stores import assert_same, snapshot
 from tests.fixtures.videos import make_video
 
 ENCODERS = ["pixels:8", "tubelet:tiny@random"]
@@ -49,24 +48,6 @@ def ray_cluster(tmp_path_factory):
             os.environ[key] = value
 
 
-def snapshot(root):
-    with alex.open_store(root) as s:
-        videos = s.sql("SELECT * EXCLUDE (extracted_at) FROM videos ORDER BY video_id").fetchall()
-        items = s.sql("SELECT video_id, encoder, status, steps, error FROM items ORDER BY ALL").fetchall()
-        frames = s.sql("SELECT * FROM frames ORDER BY ALL").fetchall()
-        live = s.sql("SELECT video_id, encoder FROM items WHERE status = 'ok' ORDER BY ALL").fetchall()
-        arrays = {key: s.arrays(*key) for key in live}
-    return videos, items, frames, arrays
-
-
-def assert_same(got, want):
-    assert got[:3] == want[:3]
-    assert got[3].keys() == want[3].keys()
-    for key, a in want[3].items():
-        for name, values in a.arrays.items():
-            np.testing.assert_allclose(got[3][key].arrays[name], values, rtol=0, atol=1e-3, err_msg=str((key, name)))
-
-
 @pytest.mark.slow
 def test_the_ray_engine_writes_the_local_engines_store(tmp_path, ray_cluster):
     videos = tmp_path / "v"
@@ -87,6 +68,6 @@ def test_the_ray_engine_writes_the_local_engines_store(tmp_path, ray_cluster):
     assert sorted(report.ok) == ["flaky.mp4", "v2.mp4", "v3.mp4", "v4.mp4"]
     assert [v for v, _ in report.failed] == ["broken.mp4"]
     assert ray_cluster.exists(), "the planted worker death did not happen"
-    assert_same(snapshot(tmp_path / "ray"), snapshot(tmp_path / "local"))
+    assert_same(snapshot(tmp_path / "ray"), snapshot(tmp_path / "local"), atol=1e-3)
     again = extract(ExtractOptions(store=tmp_path / "ray", engine="ray", **common))
     assert again.up_to_date == 6 and not again.ok

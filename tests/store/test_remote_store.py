@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import alex
 from alex.pipeline.extract import ExtractOptions, extract
+from tests.fixtures.stores import assert_same, snapshot
 from tests.fixtures.videos import make_video
 
 ENCODERS = ["pixels:8", "tubelet:tiny@random", "clip:tiny@random"]
@@ -44,15 +44,6 @@ def cli(*args):
     return done.returncode, done.stdout + done.stderr
 
 
-def snapshot(root):
-    with alex.open_store(root) as s:
-        videos = s.sql("SELECT * EXCLUDE (extracted_at, source_path) FROM videos ORDER BY video_id").fetchall()
-        frames = s.sql("SELECT * FROM frames ORDER BY ALL").fetchall()
-        live = s.sql("SELECT video_id, encoder FROM items WHERE status = 'ok' ORDER BY ALL").fetchall()
-        arrays = {key: s.arrays(*key).arrays for key in live}
-    return videos, frames, arrays
-
-
 @pytest.mark.slow
 def test_a_store_in_s3_is_written_and_read_as_a_local_one(tmp_path, s3):
     videos = tmp_path / "v"
@@ -66,11 +57,8 @@ def test_a_store_in_s3_is_written_and_read_as_a_local_one(tmp_path, s3):
     assert not list(tmp_path.glob("s3:*")) and not os.path.exists("s3:")  # no local folder named s3:
     assert extract(ExtractOptions(videos=videos, store=tmp_path / "local", encoders=ENCODERS, fps=2, shard_videos=2,
                                   workers=0)).exit_code == 1
-    remote, local = snapshot(url), snapshot(tmp_path / "local")
-    assert remote[0] == local[0] and remote[1] == local[1] and remote[2].keys() == local[2].keys()
-    for key, named in local[2].items():
-        for name, values in named.items():
-            assert np.array_equal(values, remote[2][key][name]), (key, name)
+    remote = snapshot(url)
+    assert_same(remote, snapshot(tmp_path / "local"))
     segments = s3.ls("bucket/stores/demo/segments")
     assert len(segments) == 3 and all(s3.exists(f"{s}/videos.parquet") for s in segments)
 

@@ -17,6 +17,7 @@ from alex.pipeline.extract import ExtractOptions, extract
 from alex.store.compact import compact
 from alex.store.layout import ARRAYS_FILE, COMPACTED_FILE, FRAMES_DIR, SEGMENTS_DIR, STAGING_DIR, VIDEOS_FILE
 from alex.store.verify import verify
+from tests.fixtures.stores import assert_same, snapshot
 from tests.fixtures.videos import make_video
 
 ENCODERS = ["pixels:8", "tubelet:tiny@random"]
@@ -25,28 +26,6 @@ ENCODERS = ["pixels:8", "tubelet:tiny@random"]
 def run_cli(*args):
     done = subprocess.run([sys.executable, "-m", "alex", *map(str, args)], capture_output=True, text=True, timeout=300)
     return done.returncode, done.stdout + done.stderr
-
-
-def snapshot(root):
-    """Everything a reader can see: the public views' rows (ordered) and every live item's arrays."""
-    with alex.open_store(root) as s:
-        videos = s.sql("SELECT * EXCLUDE (extracted_at) FROM videos ORDER BY video_id").fetchall()
-        items = s.sql("SELECT * FROM items ORDER BY ALL").fetchall()
-        frames = s.sql("SELECT * FROM frames ORDER BY ALL").fetchall()
-        live = s.sql("SELECT video_id, encoder FROM items WHERE status = 'ok' ORDER BY ALL").fetchall()
-        arrays = {key: s.arrays(*key) for key in live}
-    return videos, items, frames, arrays
-
-
-def assert_same(got, want):
-    assert got[:3] == want[:3]
-    assert got[3].keys() == want[3].keys()
-    for key, a in want[3].items():
-        b = got[3][key]
-        assert a.arrays.keys() == b.arrays.keys(), key
-        for name in a.arrays:
-            assert a.arrays[name].dtype == b.arrays[name].dtype and np.array_equal(a.arrays[name], b.arrays[name]), (key, name)
-        assert np.array_equal(a.t_start, b.t_start) and np.array_equal(a.t_end, b.t_end), key
 
 
 @pytest.fixture
